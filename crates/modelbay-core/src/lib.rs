@@ -1,0 +1,19 @@
+//! Types shared by every modelbay crate, with no I/O: validated names, tensors and their data
+//! types, model signatures, inference requests and the error-code catalogue that every layer
+//! maps its errors onto.
+
+mod datatype;
+mod error;
+mod format;
+mod infer;
+mod name;
+mod signature;
+mod tensor;
+
+pub use datatype::DataType;
+pub use error::{Error, ErrorCode, Result};
+pub use format::ModelFormat;
+pub use infer::{InferRequest, InferResponse, ValidInferRequest};
+pub use name::{LabelKey, ModelName, VersionRef};
+pub use signature::{Signature, TensorSpec};
+pub use tensor::{element_count, parse_shape, Tensor, TensorData, MAX_TENSOR_ELEMENTS};
