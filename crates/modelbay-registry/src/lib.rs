@@ -1,1 +1,105 @@
-//! placeholder
+//! The modelbay version store. Metadata (models, immutable versions, the event log) lives in SQL
+//! through sqlx; artifacts live in an object store, content-addressed by sha256 and stored once.
+//!
+//! A push is crash-safe: the upload is streamed into a staging file while it is hashed, the blob
+//! is published to the object store under its digest (atomically: the store renames a complete
+//! upload into place), and only then is the version's metadata written in one transaction. A
+//! crash at any point leaves either no new version or a complete one.
+
+mod artifacts;
+mod error;
+mod metadata;
+mod records;
+mod staging;
+
+use std::{path::Path, sync::Arc};
+
+use bytes::Bytes;
+use modelbay_core::ModelName;
+
+pub use error::{Error, Result};
+pub use records::{ModelSummary, NewVersion, VersionRecord};
+pub use staging::StagedArtifact;
+
+use artifacts::ArtifactStore;
+use metadata::MetadataStore;
+
+/// The registry: metadata plus artifacts. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    metadata: MetadataStore,
+    artifacts: ArtifactStore,
+    staging_dir: Arc<Path>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the embedded registry under `data_dir`: SQLite metadata in
+    /// `registry.db`, artifacts under `artifacts/`, upload staging under `tmp/`.
+    pub async fn open_local(data_dir: &Path) -> Result<Self> {
+        let staging_dir = data_dir.join("tmp");
+        let artifacts_dir = data_dir.join("artifacts");
+        for dir in [data_dir, &staging_dir, &artifacts_dir] {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        staging::clear_leftovers(&staging_dir).await?;
+        let metadata = MetadataStore::open_sqlite(&data_dir.join("registry.db")).await?;
+        let artifacts = ArtifactStore::local(&artifacts_dir)?;
+        Ok(Self {
+            metadata,
+            artifacts,
+            staging_dir: staging_dir.into(),
+        })
+    }
+
+    /// Streams an upload into a staging file, hashing it on the way, refusing more than
+    /// `max_bytes`. Nothing is visible in the registry until [`Registry::publish`].
+    pub async fn stage<S, E>(&self, body: S, max_bytes: u64) -> Result<StagedArtifact>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        staging::stage(&self.staging_dir, body, max_bytes).await
+    }
+
+    /// Publishes a staged artifact as the next version of `model`: stores the blob under its
+    /// digest (once, however often it is pushed), then records the version in one transaction.
+    pub async fn publish(
+        &self,
+        model: &ModelName,
+        staged: &StagedArtifact,
+        new: NewVersion,
+    ) -> Result<VersionRecord> {
+        self.artifacts.put_staged(staged).await?;
+        self.metadata.insert_version(model, staged, new).await
+    }
+
+    /// Every model with a summary of its versions, by name.
+    pub async fn models(&self) -> Result<Vec<ModelSummary>> {
+        self.metadata.models().await
+    }
+
+    /// Every version of `model`, oldest first.
+    pub async fn versions(&self, model: &ModelName) -> Result<Vec<VersionRecord>> {
+        self.metadata.versions(model).await
+    }
+
+    /// One version of `model`.
+    pub async fn version(&self, model: &ModelName, version: u32) -> Result<VersionRecord> {
+        self.metadata.version(model, version).await
+    }
+
+    /// The newest version of `model`.
+    pub async fn latest_version(&self, model: &ModelName) -> Result<VersionRecord> {
+        self.metadata.latest_version(model).await
+    }
+
+    /// Reads a version's artifact, re-verifying its size and digest.
+    pub async fn read_artifact(&self, version: &VersionRecord) -> Result<Bytes> {
+        self.artifacts.read_verified(&version.digest, version.size).await
+    }
+
+    /// Whether a blob with this digest is stored (used by tests and garbage collection).
+    pub async fn has_blob(&self, digest: &str) -> Result<bool> {
+        self.artifacts.exists(digest).await
+    }
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! Everything between a valid request and an engine: the model manager (which versions are
+//! loaded, loading each once), the session pools that run engines on threads of their own, and
+//! the operations the HTTP (and later gRPC) handlers call — one implementation per operation.
+
+mod error;
+mod manager;
+mod operations;
+mod pool;
+
+pub use error::{Error, Result};
+pub use manager::{LoadedModel, RuntimeOptions};
+pub use operations::{ModelMetadata, PushRequest, Runtime};

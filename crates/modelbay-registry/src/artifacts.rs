@@ -1,0 +1,90 @@
+use std::{path::Path, sync::Arc};
+
+use bytes::Bytes;
+use object_store::{local::LocalFileSystem, path::Path as ObjectPath, ObjectStore, WriteMultipart};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::{Error, Result, StagedArtifact};
+
+const CHUNK: usize = 8 << 20;
+
+/// Content-addressed blobs in an object store, under `blobs/sha256/<hex>`. The key is derived
+/// only from a digest we computed, so no user input ever becomes a path.
+#[derive(Clone)]
+pub(crate) struct ArtifactStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+fn blob_path(digest: &str) -> ObjectPath {
+    ObjectPath::from(format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")))
+}
+
+impl ArtifactStore {
+    pub(crate) fn local(root: &Path) -> Result<Self> {
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new_with_prefix(root)?),
+        })
+    }
+
+    pub(crate) async fn exists(&self, digest: &str) -> Result<bool> {
+        match self.store.head(&blob_path(digest)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the staged file under its digest unless an intact copy is already there. A
+    /// multipart upload only becomes visible when complete, so readers never see half a blob.
+    pub(crate) async fn put_staged(&self, staged: &StagedArtifact) -> Result<()> {
+        let path = ObjectPath::from(format!("blobs/sha256/{}", staged.digest_hex()));
+        match self.store.head(&path).await {
+            Ok(meta) if meta.size == staged.size() => return Ok(()),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let upload = self.store.put_multipart(&path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let mut file = tokio::fs::File::open(staged.path()).await?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(2).await?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
+    /// Reads a blob and checks it still has the size and digest recorded at push time.
+    pub(crate) async fn read_verified(&self, digest: &str, size: u64) -> Result<Bytes> {
+        let bytes = match self.store.get(&blob_path(digest)).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::Corrupt {
+                    digest: digest.to_owned(),
+                    detail: "the blob is missing from the artifact store".into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if bytes.len() as u64 != size {
+            return Err(Error::Corrupt {
+                digest: digest.to_owned(),
+                detail: format!("expected {size} bytes, found {}", bytes.len()),
+            });
+        }
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if actual != digest {
+            return Err(Error::Corrupt {
+                digest: digest.to_owned(),
+                detail: format!("content hashes to {actual}"),
+            });
+        }
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,51 @@
+use modelbay_core::ErrorCode;
+
+/// Errors of the version store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] modelbay_core::Error),
+    #[error("model '{0}' not found")]
+    ModelNotFound(String),
+    #[error("model '{model}' has no version {version}")]
+    VersionNotFound { model: String, version: u32 },
+    #[error("upload is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("upload is empty")]
+    EmptyUpload,
+    #[error("upload was interrupted: {0}")]
+    UploadInterrupted(String),
+    #[error("artifact {digest} failed its integrity check: {detail}")]
+    Corrupt { digest: String, detail: String },
+    #[error("stored metadata could not be decoded: {0}")]
+    Decode(String),
+    #[error("metadata store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("metadata migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("artifact store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Where this error sits in the catalogue.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(e) => e.code(),
+            Self::ModelNotFound(_) | Self::VersionNotFound { .. } => ErrorCode::NotFound,
+            Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::EmptyUpload | Self::UploadInterrupted(_) => ErrorCode::InvalidArgument,
+            Self::Corrupt { .. } => ErrorCode::DataCorruption,
+            Self::Decode(_)
+            | Self::Database(_)
+            | Self::Migrate(_)
+            | Self::ObjectStore(_)
+            | Self::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Result with the registry's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

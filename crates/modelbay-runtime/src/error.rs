@@ -1,0 +1,43 @@
+use modelbay_core::ErrorCode;
+
+/// Errors of the runtime layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] modelbay_core::Error),
+    #[error(transparent)]
+    Registry(#[from] modelbay_registry::Error),
+    #[error(transparent)]
+    Engine(#[from] modelbay_engines::Error),
+    /// The model's request queue is full.
+    #[error("model '{model}' version {version} is at capacity ({queued} requests queued); retry shortly")]
+    Overloaded { model: String, version: u32, queued: usize },
+    /// The file's format could not be recognised.
+    #[error("could not recognise the model format; pass one explicitly (format={known})")]
+    UnknownFormat { known: String },
+    /// A push carried invalid metadata.
+    #[error("{0}")]
+    InvalidMetadata(String),
+    /// An engine thread went away (it panicked or the pool was shut down).
+    #[error("the inference worker for model '{0}' stopped unexpectedly")]
+    WorkerLost(String),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Where this error sits in the catalogue.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(e) => e.code(),
+            Self::Registry(e) => e.code(),
+            Self::Engine(e) => e.code(),
+            Self::Overloaded { .. } => ErrorCode::Overloaded,
+            Self::UnknownFormat { .. } | Self::InvalidMetadata(_) => ErrorCode::InvalidArgument,
+            Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Result with the runtime's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
