@@ -94,8 +94,13 @@ pub enum VersionRef {
 impl VersionRef {
     /// Parses the `{v}` segment of a v2 URL: a positive version number.
     pub fn parse(s: &str) -> Result<Self, Error> {
+        Self::parse_number(s).map(Self::Number)
+    }
+
+    /// Parses a positive version number.
+    pub fn parse_number(s: &str) -> Result<u32, Error> {
         match s.parse::<u32>() {
-            Ok(n) if n >= 1 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(Self::Number(n)),
+            Ok(n) if n >= 1 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
             _ => Err(Error::InvalidName(format!(
                 "invalid model version '{}': expected a version number starting at 1",
                 s.escape_default()

@@ -1,1 +1,80 @@
-//! placeholder
+//! The network edges of modelbay: the HTTP router with the Open Inference Protocol v2 and the
+//! management API. Handlers parse, call one runtime operation and format; errors become HTTP
+//! responses in one place ([`error`]).
+
+mod body;
+pub mod error;
+mod management;
+mod v2;
+
+use axum::{
+    http::{Method, Uri},
+    Router,
+};
+use modelbay_runtime::Runtime;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use error::ApiError;
+pub use v2::{EXTENSIONS, VERSION_HEADER};
+
+/// Size limits on what clients may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest inference request body (413 beyond).
+    pub max_request_bytes: usize,
+    /// Largest model upload (413 beyond).
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 64 << 20,
+            max_upload_bytes: 8 << 30,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+    pub limits: Limits,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(v2::routes())
+        .merge(management::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({ "error": format!("{method} is not allowed on {}", uri.path()) });
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

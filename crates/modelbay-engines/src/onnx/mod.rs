@@ -84,7 +84,11 @@ impl Engine for OnnxEngine {
         let session = self
             .session(&SessionOptions::default())?
             .commit_from_file(path)
-            .map_err(|e| Error::InvalidModel(format!("not a valid ONNX model: {e}")))?;
+            .map_err(|e| {
+                // ONNX Runtime names the file; the staging path is ours, not the caller's.
+                let detail = e.to_string().replace(&path.display().to_string(), "the uploaded file");
+                Error::InvalidModel(format!("not a valid ONNX model: {detail}"))
+            })?;
         signature::read(&session)
     }
 

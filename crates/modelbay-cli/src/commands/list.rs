@@ -1,0 +1,90 @@
+//! `modelbay models` and `modelbay versions NAME`: tables (or JSON) from the management API.
+
+use clap::Args;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use serde_json::Value;
+
+use crate::client::{decode, http, ClientArgs};
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionsArgs {
+    /// Model name.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
+    let response = http()
+        .get(client.url(path))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", client.server))?;
+    decode(response).await
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    table
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn models(args: ModelsArgs) -> anyhow::Result<()> {
+    let body = get(&args.client, "/api/v1/models").await?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&body["models"])?);
+        return Ok(());
+    }
+    let mut t = table(&["NAME", "LATEST", "VERSIONS", "UPDATED"]);
+    for m in body["models"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            text(&m["name"]),
+            text(&m["latest_version"]),
+            text(&m["version_count"]),
+            text(&m["updated_at"]),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
+    let body = get(&args.client, &format!("/api/v1/models/{}/versions", args.name)).await?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&body["versions"])?);
+        return Ok(());
+    }
+    let mut t = table(&["VERSION", "DIGEST", "SIZE", "FORMAT", "CREATED", "LABELS", "DESCRIPTION"]);
+    for v in body["versions"].as_array().into_iter().flatten() {
+        let digest = text(&v["digest"]);
+        let labels = v["labels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        t.add_row(vec![
+            text(&v["version"]),
+            digest.chars().take(19).collect(),
+            text(&v["size"]),
+            text(&v["format"]),
+            text(&v["created_at"]),
+            labels,
+            text(&v["description"]),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `modelbay push NAME FILE`: streams a file to the server with a progress bar.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tokio_util::io::ReaderStream;
+
+use crate::client::{decode, http, ClientArgs};
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Model name.
+    pub name: String,
+    /// Model file.
+    pub file: PathBuf,
+    /// Model format (detected from the file when omitted).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Free-text description of this version.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Label as key=value; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn run(args: PushArgs) -> anyhow::Result<()> {
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().await?.len();
+    let mut query: Vec<(&str, &str)> = args.labels.iter().map(|l| ("label", l.as_str())).collect();
+    if let Some(format) = &args.format {
+        query.push(("format", format));
+    }
+    if let Some(description) = &args.description {
+        query.push(("description", description));
+    }
+
+    let progress = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    progress.set_message(format!("pushing {}", args.name));
+    let counter = progress.clone();
+    let stream = ReaderStream::new(file).inspect_ok(move |chunk| counter.inc(chunk.len() as u64));
+    let response = http()
+        .post(args.client.url(&format!("/api/v1/models/{}/versions", args.name)))
+        .query(&query)
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {}", args.client.server))?;
+    progress.finish_and_clear();
+    let record: Value = decode(response).await?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!(
+            "{} v{} ({}, {} bytes, {})",
+            record["model"].as_str().unwrap_or_default(),
+            record["version"],
+            record["digest"].as_str().unwrap_or_default(),
+            record["size"],
+            record["format"].as_str().unwrap_or_default(),
+        );
+    }
+    Ok(())
+}

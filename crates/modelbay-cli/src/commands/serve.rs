@@ -1,0 +1,91 @@
+//! `modelbay serve`: builds the engines, registry and runtime, then serves HTTP until SIGINT or
+//! SIGTERM, letting in-flight requests finish.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use modelbay_engines::EngineSet;
+use modelbay_registry::Registry;
+use modelbay_runtime::{Runtime, RuntimeOptions};
+use modelbay_server::{AppState, Limits};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ServeArgs, Settings};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.resolve()?;
+    init_logging(settings.log_format);
+    let engines = engines(&settings)?;
+    let registry = Registry::open_local(&settings.data_dir)
+        .await
+        .with_context(|| format!("cannot open the registry in {}", settings.data_dir.display()))?;
+    let runtime = Runtime::new(
+        registry,
+        engines,
+        RuntimeOptions {
+            workers_per_model: settings.workers_per_model,
+            intra_op_threads: settings.intra_op_threads,
+            queue_capacity: settings.queue_capacity,
+        },
+    );
+    let state = AppState {
+        runtime,
+        limits: Limits {
+            max_request_bytes: settings.max_request_bytes,
+            max_upload_bytes: settings.max_upload_bytes,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "modelbay listening");
+    // A line on stdout that scripts and tests can wait for (the port may have been 0).
+    println!("modelbay listening on http://{address}");
+    modelbay_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("modelbay stopped");
+    Ok(())
+}
+
+fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
+    #[allow(unused_mut)]
+    let mut engines = EngineSet::default();
+    #[cfg(feature = "onnx")]
+    {
+        let onnx = modelbay_engines::onnx::OnnxEngine::new(settings.onnxruntime_lib.as_deref())?;
+        engines = engines.with(Arc::new(onnx));
+    }
+    let _ = settings;
+    Ok(engines)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

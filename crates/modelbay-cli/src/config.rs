@@ -1,0 +1,138 @@
+//! Server settings. Each one can come from a flag, a `MODELBAY_*` environment variable or the
+//! TOML config file, in that order of precedence, then falls back to its default.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// `modelbay serve` flags. Every field is optional so that "not given" can fall through to the
+/// config file; [`ServeArgs::resolve`] applies the defaults.
+#[derive(Args, Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flags, with '_' for '-').
+    #[arg(long, env = "MODELBAY_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for HTTP [default: 127.0.0.1:8080].
+    #[arg(long, env = "MODELBAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded registry [default: ./modelbay-data].
+    #[arg(long, env = "MODELBAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Path of libonnxruntime.so [default: the ORT_DYLIB_PATH variable].
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Largest inference request body in bytes [default: 67108864].
+    #[arg(long, env = "MODELBAY_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Largest model upload in bytes [default: 8589934592].
+    #[arg(long, env = "MODELBAY_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Sessions (engine threads) per loaded model version [default: number of CPUs].
+    #[arg(long, env = "MODELBAY_WORKERS_PER_MODEL")]
+    pub workers_per_model: Option<usize>,
+    /// Threads one session uses for one inference [default: 1].
+    #[arg(long, env = "MODELBAY_INTRA_OP_THREADS")]
+    pub intra_op_threads: Option<usize>,
+    /// Requests that may wait per model version before 503 [default: 1024].
+    #[arg(long, env = "MODELBAY_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "MODELBAY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Settings after precedence and defaults are applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub onnxruntime_lib: Option<PathBuf>,
+    pub max_request_bytes: usize,
+    pub max_upload_bytes: u64,
+    pub workers_per_model: usize,
+    pub intra_op_threads: usize,
+    pub queue_capacity: usize,
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// Applies the config file (if any) under the flags and environment, then the defaults.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./modelbay-data")),
+            onnxruntime_lib: self.onnxruntime_lib.or(file.onnxruntime_lib),
+            max_request_bytes: self.max_request_bytes.or(file.max_request_bytes).unwrap_or(64 << 20),
+            max_upload_bytes: self.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(8 << 30),
+            workers_per_model: self.workers_per_model.or(file.workers_per_model).unwrap_or(cpus),
+            intra_op_threads: self.intra_op_threads.or(file.intra_op_threads).unwrap_or(1),
+            queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modelbay.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nqueue_capacity = 7\ndata_dir = \"/srv/m\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:1234".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.listen.port(), 1234);
+        assert_eq!(settings.queue_capacity, 7);
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/m"));
+        assert_eq!(settings.intra_op_threads, 1);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modelbay.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9999\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let err = format!("{:#}", args.resolve().unwrap_err());
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

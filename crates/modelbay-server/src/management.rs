@@ -1,0 +1,111 @@
+//! The management API under `/api/v1`: push versions (streamed), list models and versions.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use modelbay_core::{ModelFormat, ModelName, VersionRef};
+use modelbay_runtime::PushRequest;
+use serde_json::json;
+
+use crate::{error::ApiError, AppState};
+
+/// The OpenAPI description of this API, kept beside the code it describes.
+const OPENAPI: &str = include_str!("../assets/openapi.json");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/models", get(list_models))
+        .route("/api/v1/models/{model}/versions", get(list_versions).post(push))
+        .route("/api/v1/models/{model}/versions/{version}", get(show_version))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn list_models(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let models = state.runtime.registry().models().await?;
+    Ok(Json(json!({ "models": models })).into_response())
+}
+
+async fn list_versions(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let versions = state.runtime.registry().versions(&name).await?;
+    Ok(Json(json!({ "model": name, "versions": versions })).into_response())
+}
+
+async fn show_version(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let number = VersionRef::parse_number(&version)?;
+    let record = state.runtime.registry().version(&name, number).await?;
+    Ok(Json(record).into_response())
+}
+
+/// Query parameters of a push: `format`, `description` and any number of `label=key=value`.
+fn parse_push_query(query: Option<&str>) -> Result<PushRequest, ApiError> {
+    let mut req = PushRequest {
+        actor: "local".into(),
+        ..PushRequest::default()
+    };
+    let mut labels = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "format" => req.format = Some(value.parse::<ModelFormat>()?),
+            "description" => req.description = value.into_owned(),
+            "label" => {
+                let (k, v) = value.split_once('=').ok_or_else(|| {
+                    ApiError::invalid(format!("label '{value}' must be written key=value"))
+                })?;
+                if labels.insert(k.to_owned(), v.to_owned()).is_some() {
+                    return Err(ApiError::invalid(format!("label '{k}' is given more than once")));
+                }
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter '{other}'; use format, description or label"
+                )))
+            }
+        }
+    }
+    req.labels = labels;
+    Ok(req)
+}
+
+/// Streams the body into the registry's staging area (never whole in memory), validates it with
+/// its engine and publishes it as the next version.
+async fn push(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let req = parse_push_query(query.as_deref())?;
+    let limit = state.limits.max_upload_bytes;
+    let declared: Option<u64> = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(modelbay_registry::Error::TooLarge { limit }.into());
+    }
+    let staged = state
+        .runtime
+        .registry()
+        .stage(body.into_data_stream(), limit)
+        .await?;
+    let record = state.runtime.push(&name, staged, req).await?;
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}

@@ -1,0 +1,257 @@
+//! The Open Inference Protocol v2 inference wire format over HTTP: JSON, and the binary tensor
+//! extension (a JSON header followed by raw tensor bytes) in both directions.
+
+use bytes::Bytes;
+use modelbay_core::{parse_shape, DataType, InferRequest, InferResponse, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Response header carrying the JSON header's length when binary data follows it.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Deserialize)]
+struct RequestJson {
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    outputs: Vec<OutputJson>,
+}
+
+#[derive(Deserialize)]
+struct InputJson {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct OutputJson {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+/// A decoded request plus how each output should be encoded.
+pub struct DecodedRequest {
+    pub request: InferRequest,
+    pub encoding: OutputEncoding,
+}
+
+/// Which outputs go back as raw binary instead of JSON.
+pub struct OutputEncoding {
+    all_binary: bool,
+    /// Per-output overrides from `outputs[].parameters.binary_data`.
+    overrides: Vec<(String, bool)>,
+}
+
+impl OutputEncoding {
+    fn is_binary(&self, name: &str) -> bool {
+        self.overrides
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.all_binary, |(_, b)| *b)
+    }
+}
+
+fn bool_param(params: &Map<String, Value>, key: &str, owner: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::invalid(format!(
+            "parameter '{key}' of {owner} must be true or false, not {other}"
+        ))),
+    }
+}
+
+/// Decodes a request body. `header_length` is the `Inference-Header-Content-Length` value when
+/// the client used the binary extension.
+pub fn decode_request(body: &Bytes, header_length: Option<&str>) -> Result<DecodedRequest, ApiError> {
+    let (json, mut binary) = match header_length {
+        None => (&body[..], &body[body.len()..]),
+        Some(raw) => {
+            let n: usize = raw.trim().parse().map_err(|_| {
+                ApiError::invalid(format!("Inference-Header-Content-Length '{raw}' is not a byte count"))
+            })?;
+            if n > body.len() {
+                return Err(ApiError::invalid(format!(
+                    "Inference-Header-Content-Length is {n} but the body has only {} bytes",
+                    body.len()
+                )));
+            }
+            body.split_at(n)
+        }
+    };
+    if json.is_empty() {
+        return Err(ApiError::invalid("request body is empty; expected a JSON inference request"));
+    }
+    let parsed: RequestJson = serde_json::from_slice(json)
+        .map_err(|e| ApiError::invalid(format!("invalid inference request JSON: {e}")))?;
+
+    let mut inputs = Vec::with_capacity(parsed.inputs.len());
+    for input in &parsed.inputs {
+        inputs.push(decode_input(input, &mut binary)?);
+    }
+    if !binary.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{} bytes of binary data follow the JSON header but no input claims them (binary_data_size)",
+            binary.len()
+        )));
+    }
+
+    let all_binary = bool_param(&parsed.parameters, "binary_data_output", "the request")?.unwrap_or(false);
+    let mut overrides = Vec::new();
+    for output in &parsed.outputs {
+        let owner = format!("output '{}'", output.name);
+        if output.parameters.contains_key("classification") {
+            return Err(ApiError::invalid(format!(
+                "{owner} asks for the classification extension, which this server does not implement"
+            )));
+        }
+        if let Some(b) = bool_param(&output.parameters, "binary_data", &owner)? {
+            overrides.push((output.name.clone(), b));
+        }
+    }
+    Ok(DecodedRequest {
+        request: InferRequest {
+            id: parsed.id,
+            inputs,
+            outputs: parsed.outputs.into_iter().map(|o| o.name).collect(),
+        },
+        encoding: OutputEncoding { all_binary, overrides },
+    })
+}
+
+fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
+    let datatype: DataType = input.datatype.parse().map_err(|e| {
+        ApiError::invalid(format!("input '{}': {e}", input.name))
+    })?;
+    let shape = parse_shape(&input.name, &input.shape)?;
+    let count = modelbay_core::element_count(&shape)?;
+    let data = match (input.parameters.get("binary_data_size"), &input.data) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(format!(
+                "input '{}' has both 'data' and binary_data_size; send one",
+                input.name
+            )))
+        }
+        (Some(size), None) => {
+            let size = size.as_u64().ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "input '{}': binary_data_size must be a non-negative integer, not {size}",
+                    input.name
+                ))
+            })?;
+            if size > binary.len() as u64 {
+                return Err(ApiError::invalid(format!(
+                    "input '{}' claims {size} bytes of binary data but only {} remain",
+                    input.name,
+                    binary.len()
+                )));
+            }
+            let (raw, rest) = binary.split_at(size as usize);
+            *binary = rest;
+            TensorData::from_raw(datatype, raw, count)
+                .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?
+        }
+        (None, Some(data)) => {
+            let mut flat = Vec::with_capacity(count.min(1 << 16));
+            let fits = flatten(data, &mut flat, count).is_ok();
+            if !fits || flat.len() != count {
+                let found = if fits { flat.len().to_string() } else { format!("more than {count}") };
+                return Err(ApiError::invalid(format!(
+                    "input '{}' has {found} elements in 'data' but its shape {:?} needs {count}",
+                    input.name, input.shape
+                )));
+            }
+            TensorData::from_json(datatype, &flat)
+                .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(format!(
+                "input '{}' has neither 'data' nor binary_data_size",
+                input.name
+            )))
+        }
+    };
+    Ok(Tensor::new(input.name.clone(), shape, data)?)
+}
+
+/// Flattens nested arrays row-major into `out`, giving up as soon as there are more than
+/// `limit` elements, so a lying shape never makes us collect more than it claims.
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>, limit: usize) -> Result<(), ()> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out, limit)),
+        scalar if out.len() < limit => {
+            out.push(scalar);
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}
+
+#[derive(Serialize)]
+struct ResponseJson<'a> {
+    model_name: &'a str,
+    model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<OutputBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutputBody<'a> {
+    name: &'a str,
+    datatype: DataType,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a TensorData>,
+}
+
+/// An encoded response: the bytes and, when binary data follows the JSON, the header length.
+pub struct EncodedResponse {
+    pub body: Vec<u8>,
+    pub header_length: Option<usize>,
+}
+
+/// Encodes a response, putting each output in JSON or after the header as raw bytes.
+pub fn encode_response(resp: &InferResponse, encoding: &OutputEncoding) -> EncodedResponse {
+    let mut raw_parts = Vec::new();
+    let outputs = resp
+        .outputs
+        .iter()
+        .map(|t| {
+            if encoding.is_binary(&t.name) {
+                let raw = t.data().to_raw();
+                let params = serde_json::json!({ "binary_data_size": raw.len() });
+                raw_parts.push(raw);
+                OutputBody { name: &t.name, datatype: t.datatype(), shape: t.shape(), parameters: Some(params), data: None }
+            } else {
+                OutputBody { name: &t.name, datatype: t.datatype(), shape: t.shape(), parameters: None, data: Some(t.data()) }
+            }
+        })
+        .collect();
+    let header = ResponseJson {
+        model_name: &resp.model_name,
+        model_version: resp.model_version.to_string(),
+        id: resp.id.as_deref(),
+        outputs,
+    };
+    let mut body = serde_json::to_vec(&header).expect("responses serialize to JSON");
+    if raw_parts.is_empty() {
+        return EncodedResponse { body, header_length: None };
+    }
+    let header_length = body.len();
+    for raw in raw_parts {
+        body.extend_from_slice(&raw);
+    }
+    EncodedResponse { body, header_length: Some(header_length) }
+}

@@ -1,0 +1,143 @@
+//! Open Inference Protocol v2 (KServe / Triton) over HTTP: health, metadata, readiness and
+//! inference. Handlers only translate; every decision is a runtime operation.
+
+mod codec;
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use modelbay_core::{ErrorCode, ModelName, VersionRef};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{body::read_limited, error::ApiError, AppState};
+
+/// Extensions of the protocol this server implements, as reported in server metadata.
+pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
+
+/// Response header naming the version that served a request.
+pub const VERSION_HEADER: &str = "x-modelbay-model-version";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/models/{model}/infer", post(infer))
+        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
+        .route("/v2/models/{model}/versions/{version}/ready", get(model_ready))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
+}
+
+#[derive(Deserialize)]
+struct ModelPath {
+    model: String,
+    version: Option<String>,
+}
+
+impl ModelPath {
+    fn parse(&self) -> Result<(ModelName, VersionRef), ApiError> {
+        let name = ModelName::new(&self.model)?;
+        let version = match &self.version {
+            Some(v) => VersionRef::parse(v)?,
+            None => VersionRef::Latest,
+        };
+        Ok((name, version))
+    }
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "live": true }))
+}
+
+async fn ready() -> Json<serde_json::Value> {
+    Json(json!({ "ready": true }))
+}
+
+async fn server_metadata() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "modelbay",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": EXTENSIONS,
+    }))
+}
+
+async fn model_metadata(State(state): State<AppState>, Path(path): Path<ModelPath>) -> Result<Response, ApiError> {
+    let (name, version) = path.parse()?;
+    let meta = state.runtime.metadata(&name, version).await?;
+    let body = json!({
+        "name": meta.name,
+        "versions": meta.versions.iter().map(u32::to_string).collect::<Vec<_>>(),
+        "platform": meta.platform,
+        "inputs": meta.signature.inputs,
+        "outputs": meta.signature.outputs,
+    });
+    Ok(with_version(Json(body).into_response(), meta.version))
+}
+
+async fn model_ready(State(state): State<AppState>, Path(path): Path<ModelPath>) -> Result<Response, ApiError> {
+    let (name, version) = path.parse()?;
+    match state.runtime.ready(&name, version).await {
+        Ok(number) => {
+            let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
+            Ok(with_version(Json(body).into_response(), number))
+        }
+        Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidArgument => Err(e.into()),
+        Err(e) => Err(ApiError::new(ErrorCode::Unavailable, format!("model '{name}' is not ready: {e}"))),
+    }
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (name, version) = path.parse()?;
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        if encoding.as_bytes() != b"identity" {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedFormat,
+                "compressed request bodies are not supported; send the request uncompressed",
+            ));
+        }
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let bytes = read_limited(body, declared, state.limits.max_request_bytes).await?;
+    let header_length = headers
+        .get(codec::HEADER_LENGTH)
+        .map(|v| v.to_str().map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text")))
+        .transpose()?;
+    let decoded = codec::decode_request(&bytes, header_length)?;
+    let response = state.runtime.infer(&name, version, decoded.request).await?;
+    let encoded = codec::encode_response(&response, &decoded.encoding);
+    let mut http = (StatusCode::OK, encoded.body).into_response();
+    let headers = http.headers_mut();
+    match encoded.header_length {
+        Some(n) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(codec::HEADER_LENGTH, HeaderValue::from(n));
+        }
+        None => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    Ok(with_version(http, response.model_version))
+}
+
+fn with_version(mut response: Response, version: u32) -> Response {
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, HeaderValue::from(version));
+    response
+}
