@@ -1,0 +1,191 @@
+//! Starts the real `modelbay` binary on 127.0.0.1 port 0 with a temporary data directory and
+//! talks to it over HTTP.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("fixtures").join(name)
+}
+
+/// The expected inputs and outputs written by scripts/make_fixtures.py.
+pub fn expected(model: &str) -> Value {
+    let path = fixture(&format!("{model}.expected.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// Every valid fixture model.
+pub const FIXTURES: &[&str] = &[
+    "breast_cancer_lr",
+    "breast_cancer_rf",
+    "breast_cancer_mlp",
+    "diabetes_gbr",
+    "credit_default",
+    "german_credit",
+    "all_types_identity",
+];
+
+pub fn onnxruntime_library() -> String {
+    if let Ok(path) = std::env::var("ORT_DYLIB_PATH") {
+        return path;
+    }
+    let cached = repo_root().join(".cache/onnxruntime/lib/libonnxruntime.so");
+    assert!(
+        cached.exists(),
+        "ONNX Runtime is missing: run scripts/fetch-models.sh (or set ORT_DYLIB_PATH)"
+    );
+    cached.to_string_lossy().into_owned()
+}
+
+pub fn modelbay() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_modelbay"))
+}
+
+pub struct TestServer {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _temp: Option<TempDir>,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let mut server = Self::start_in(&dir, extra).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on an existing data directory (to test restarts).
+    pub async fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = modelbay()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("ORT_DYLIB_PATH", onnxruntime_library())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the modelbay binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("modelbay listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server announced its address within 30s");
+        Self {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            _temp: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        terminate(self.child.id());
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not exit within 30s");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn push_bytes(&self, model: &str, query: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/v1/models/{model}/versions{query}")))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    pub async fn push(&self, model: &str, file: &str) -> (u16, Value) {
+        self.push_bytes(model, "", std::fs::read(fixture(file)).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        status_and_json(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        status_and_json(self.http.post(self.url(path)).json(body).send().await.unwrap()).await
+    }
+
+    /// Pushes every valid fixture under its own name (with '_' turned into '-').
+    pub async fn push_all_fixtures(&self) {
+        for name in FIXTURES {
+            let (status, body) = self.push(&model_name(name), &format!("{name}.onnx")).await;
+            assert_eq!(status, 201, "push {name}: {body}");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn model_name(fixture: &str) -> String {
+    fixture.replace('_', "-")
+}
+
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, body)
+}
