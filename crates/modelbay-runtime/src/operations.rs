@@ -8,7 +8,7 @@ use modelbay_engines::EngineSet;
 use modelbay_registry::{NewVersion, Registry, StagedArtifact, VersionRecord};
 use tokio::io::AsyncReadExt;
 
-use crate::{manager::ModelManager, Error, Result, RuntimeOptions};
+use crate::{manager::ModelManager, Error, LoadedModel, Result, RuntimeOptions};
 
 const MAX_DESCRIPTION: usize = 4096;
 const MAX_LABELS: usize = 64;
@@ -101,14 +101,19 @@ impl Runtime {
         Ok(record)
     }
 
+    /// The loaded version a reference points at, loading it if needed. Handlers resolve the
+    /// model before decoding a request body, so an unknown model is a 404 whatever the body.
+    pub async fn model(&self, model: &ModelName, version: VersionRef) -> Result<Arc<LoadedModel>> {
+        self.manager.get(model, version).await
+    }
+
     /// Validates a request against the serving version's signature and runs it.
-    pub async fn infer(&self, model: &ModelName, version: VersionRef, req: InferRequest) -> Result<InferResponse> {
-        let loaded = self.manager.get(model, version).await?;
-        let valid = ValidInferRequest::new(req, &loaded.record.signature)?;
-        let outputs = loaded.pool.run(valid.inputs, valid.outputs).await?;
+    pub async fn infer(&self, model: &LoadedModel, req: InferRequest) -> Result<InferResponse> {
+        let valid = ValidInferRequest::new(req, &model.record.signature)?;
+        let outputs = model.pool.run(valid.inputs, valid.outputs).await?;
         Ok(InferResponse {
-            model_name: loaded.record.model.clone(),
-            model_version: loaded.record.version,
+            model_name: model.record.model.clone(),
+            model_version: model.record.version,
             id: valid.id,
             outputs,
         })

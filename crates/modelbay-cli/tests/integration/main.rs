@@ -1,5 +1,6 @@
 //! Integration tests: the real `modelbay` binary on 127.0.0.1 port 0, real models, real clients.
 
+mod bad_input;
 mod common;
 mod inference;
 mod tensors;

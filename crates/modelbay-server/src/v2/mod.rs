@@ -101,6 +101,7 @@ async fn infer(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
+    let model = state.runtime.model(&name, version).await?;
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         if encoding.as_bytes() != b"identity" {
             return Err(ApiError::new(
@@ -119,7 +120,7 @@ async fn infer(
         .map(|v| v.to_str().map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text")))
         .transpose()?;
     let decoded = codec::decode_request(&bytes, header_length)?;
-    let response = state.runtime.infer(&name, version, decoded.request).await?;
+    let response = state.runtime.infer(&model, decoded.request).await?;
     let encoded = codec::encode_response(&response, &decoded.encoding);
     let mut http = (StatusCode::OK, encoded.body).into_response();
     let headers = http.headers_mut();
