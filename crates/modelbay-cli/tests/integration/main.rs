@@ -1,6 +1,7 @@
 //! Integration tests: the real `modelbay` binary on 127.0.0.1 port 0, real models, real clients.
 
 mod bad_input;
+mod cli;
 mod common;
 mod inference;
 mod registry;
