@@ -8,7 +8,12 @@ use serde::de::DeserializeOwned;
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
     /// Base URL of the modelbay server.
-    #[arg(long, env = "MODELBAY_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "MODELBAY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -24,7 +29,10 @@ impl ClientArgs {
 /// Turns a response into its JSON body, or an error carrying the server's message.
 pub async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
     let status = response.status();
-    let text = response.text().await.context("cannot read the server's answer")?;
+    let text = response
+        .text()
+        .await
+        .context("cannot read the server's answer")?;
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()

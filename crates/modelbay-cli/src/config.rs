@@ -89,9 +89,18 @@ impl ServeArgs {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./modelbay-data")),
             onnxruntime_lib: self.onnxruntime_lib.or(file.onnxruntime_lib),
-            max_request_bytes: self.max_request_bytes.or(file.max_request_bytes).unwrap_or(64 << 20),
-            max_upload_bytes: self.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(8 << 30),
-            workers_per_model: self.workers_per_model.or(file.workers_per_model).unwrap_or(cpus),
+            max_request_bytes: self
+                .max_request_bytes
+                .or(file.max_request_bytes)
+                .unwrap_or(64 << 20),
+            max_upload_bytes: self
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(8 << 30),
+            workers_per_model: self
+                .workers_per_model
+                .or(file.workers_per_model)
+                .unwrap_or(cpus),
             intra_op_threads: self.intra_op_threads.or(file.intra_op_threads).unwrap_or(1),
             queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -113,7 +122,11 @@ mod tests {
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("modelbay.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nqueue_capacity = 7\ndata_dir = \"/srv/m\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nqueue_capacity = 7\ndata_dir = \"/srv/m\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path),
             listen: Some("127.0.0.1:1234".parse().unwrap()),
@@ -131,7 +144,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("modelbay.toml");
         std::fs::write(&path, "lisen = \"127.0.0.1:9999\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
         let err = format!("{:#}", args.resolve().unwrap_err());
         assert!(err.contains("lisen"), "{err}");
     }

@@ -40,7 +40,10 @@ impl FromStr for ModelFormat {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| {
                 let known: Vec<_> = ModelFormat::ALL.iter().map(|f| f.as_str()).collect();
-                invalid!("unknown model format '{s}'; known formats: {}", known.join(", "))
+                invalid!(
+                    "unknown model format '{s}'; known formats: {}",
+                    known.join(", ")
+                )
             })
     }
 }

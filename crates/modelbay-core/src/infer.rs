@@ -95,8 +95,7 @@ fn check_tensor(t: &Tensor, spec: &TensorSpec) -> Result<()> {
         ));
     }
     let fits = t.shape().len() == spec.shape.len()
-        && t
-            .shape()
+        && t.shape()
             .iter()
             .zip(&spec.shape)
             .all(|(&got, &want)| want < 0 || got as i64 == want);
@@ -128,12 +127,28 @@ mod tests {
     fn signature() -> Signature {
         Signature {
             inputs: vec![
-                TensorSpec { name: "a".into(), datatype: DataType::Fp32, shape: vec![-1, 2] },
-                TensorSpec { name: "b".into(), datatype: DataType::Int64, shape: vec![-1] },
+                TensorSpec {
+                    name: "a".into(),
+                    datatype: DataType::Fp32,
+                    shape: vec![-1, 2],
+                },
+                TensorSpec {
+                    name: "b".into(),
+                    datatype: DataType::Int64,
+                    shape: vec![-1],
+                },
             ],
             outputs: vec![
-                TensorSpec { name: "y".into(), datatype: DataType::Fp32, shape: vec![-1] },
-                TensorSpec { name: "z".into(), datatype: DataType::Fp32, shape: vec![-1] },
+                TensorSpec {
+                    name: "y".into(),
+                    datatype: DataType::Fp32,
+                    shape: vec![-1],
+                },
+                TensorSpec {
+                    name: "z".into(),
+                    datatype: DataType::Fp32,
+                    shape: vec![-1],
+                },
             ],
         }
     }
@@ -161,7 +176,10 @@ mod tests {
         let v = check(vec![b(), a(vec![1, 2])], &[]).unwrap();
         assert_eq!(v.inputs[0].name, "a");
         assert_eq!(v.outputs, vec!["y", "z"]);
-        assert_eq!(check(vec![a(vec![3, 2]), b()], &["z"]).unwrap().outputs, vec!["z"]);
+        assert_eq!(
+            check(vec![a(vec![3, 2]), b()], &["z"]).unwrap().outputs,
+            vec!["z"]
+        );
     }
 
     #[test]
@@ -171,13 +189,29 @@ mod tests {
             (check(vec![a(vec![1, 3]), b()], &[]), "has shape [1, 3]"),
             (check(vec![a(vec![2]), b()], &[]), "has shape [2]"),
             (check(vec![a(vec![1, 2]), b(), b()], &[]), "more than once"),
-            (check(vec![a(vec![1, 2]), b()], &["nope"]), "unknown output 'nope'"),
             (
-                check(vec![a(vec![1, 2]), Tensor::new("b", vec![1], TensorData::Fp32(vec![1.0])).unwrap()], &[]),
+                check(vec![a(vec![1, 2]), b()], &["nope"]),
+                "unknown output 'nope'",
+            ),
+            (
+                check(
+                    vec![
+                        a(vec![1, 2]),
+                        Tensor::new("b", vec![1], TensorData::Fp32(vec![1.0])).unwrap(),
+                    ],
+                    &[],
+                ),
                 "datatype FP32",
             ),
             (
-                check(vec![a(vec![1, 2]), b(), Tensor::new("c", vec![0], TensorData::Fp32(vec![])).unwrap()], &[]),
+                check(
+                    vec![
+                        a(vec![1, 2]),
+                        b(),
+                        Tensor::new("c", vec![0], TensorData::Fp32(vec![])).unwrap(),
+                    ],
+                    &[],
+                ),
                 "unknown input 'c'",
             ),
         ];

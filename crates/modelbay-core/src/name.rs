@@ -132,7 +132,18 @@ mod tests {
     #[test]
     fn rejects_names_that_could_reach_the_filesystem_or_break_urls() {
         for bad in [
-            "", "..", ".hidden", "-x", "_x", "A", "a/b", "a\\b", "a b", "é", "a\0", "../etc",
+            "",
+            "..",
+            ".hidden",
+            "-x",
+            "_x",
+            "A",
+            "a/b",
+            "a\\b",
+            "a b",
+            "é",
+            "a\0",
+            "../etc",
             &"a".repeat(64),
         ] {
             assert!(ModelName::new(bad).is_err(), "{bad:?}");

@@ -146,19 +146,36 @@ impl TensorData {
         Ok(match dt {
             DataType::Bool => Self::Bool(
                 it.map(|(i, v)| {
-                    v.as_bool()
-                        .ok_or_else(|| invalid!("element {i} ({v}) is not a valid BOOL value (use true or false)"))
+                    v.as_bool().ok_or_else(|| {
+                        invalid!("element {i} ({v}) is not a valid BOOL value (use true or false)")
+                    })
                 })
                 .collect::<Result<_>>()?,
             ),
-            DataType::Uint8 => Self::Uint8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Uint16 => Self::Uint16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Uint32 => Self::Uint32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Uint64 => Self::Uint64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Int8 => Self::Int8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Int16 => Self::Int16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Int32 => Self::Int32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
-            DataType::Int64 => Self::Int64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?),
+            DataType::Uint8 => {
+                Self::Uint8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Uint16 => {
+                Self::Uint16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Uint32 => {
+                Self::Uint32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Uint64 => {
+                Self::Uint64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Int8 => {
+                Self::Int8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Int16 => {
+                Self::Int16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Int32 => {
+                Self::Int32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
+            DataType::Int64 => {
+                Self::Int64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
+            }
             DataType::Fp16 => Self::Fp16(
                 it.map(|(i, v)| json_float(v, dt, i).map(f16::from_f64))
                     .collect::<Result<_>>()?,
@@ -171,12 +188,15 @@ impl TensorData {
                 it.map(|(i, v)| json_float(v, dt, i).map(|x| x as f32))
                     .collect::<Result<_>>()?,
             ),
-            DataType::Fp64 => Self::Fp64(it.map(|(i, v)| json_float(v, dt, i)).collect::<Result<_>>()?),
+            DataType::Fp64 => Self::Fp64(
+                it.map(|(i, v)| json_float(v, dt, i))
+                    .collect::<Result<_>>()?,
+            ),
             DataType::Bytes => Self::Bytes(
                 it.map(|(i, v)| {
-                    v.as_str()
-                        .map(|s| s.as_bytes().to_vec())
-                        .ok_or_else(|| invalid!("element {i} ({v}) is not a valid BYTES value (use a string)"))
+                    v.as_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| {
+                        invalid!("element {i} ({v}) is not a valid BYTES value (use a string)")
+                    })
                 })
                 .collect::<Result<_>>()?,
             ),
@@ -187,7 +207,7 @@ impl TensorData {
     /// 4-byte length-prefixed strings). The byte length must match exactly.
     pub fn from_raw(dt: DataType, raw: &[u8], count: usize) -> Result<Self> {
         if let Some(size) = dt.element_size() {
-            let expected = count.checked_mul(size).unwrap_or(usize::MAX);
+            let expected = count.saturating_mul(size);
             if raw.len() != expected {
                 return Err(invalid!(
                     "binary data holds {} bytes but {count} {dt} elements need {expected}",
@@ -230,7 +250,10 @@ fn decode_length_prefixed(mut raw: &[u8], count: usize) -> Result<Vec<Vec<u8>>> 
     let mut out = Vec::with_capacity(count.min(raw.len() / 4));
     while !raw.is_empty() {
         let Some((len, rest)) = raw.split_first_chunk::<4>() else {
-            return Err(invalid!("BYTES element {} has a truncated 4-byte length prefix", out.len()));
+            return Err(invalid!(
+                "BYTES element {} has a truncated 4-byte length prefix",
+                out.len()
+            ));
         };
         let len = u32::from_le_bytes(*len) as usize;
         if rest.len() < len {

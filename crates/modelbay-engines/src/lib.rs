@@ -23,7 +23,9 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { intra_op_threads: 1 }
+        Self {
+            intra_op_threads: 1,
+        }
     }
 }
 

@@ -17,7 +17,10 @@ pub(crate) struct ArtifactStore {
 }
 
 fn blob_path(digest: &str) -> ObjectPath {
-    ObjectPath::from(format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")))
+    ObjectPath::from(format!(
+        "blobs/sha256/{}",
+        digest.trim_start_matches("sha256:")
+    ))
 }
 
 impl ArtifactStore {

@@ -95,7 +95,9 @@ impl Registry {
 
     /// Reads a version's artifact, re-verifying its size and digest.
     pub async fn read_artifact(&self, version: &VersionRecord) -> Result<Bytes> {
-        self.artifacts.read_verified(&version.digest, version.size).await
+        self.artifacts
+            .read_verified(&version.digest, version.size)
+            .await
     }
 
     /// Whether a blob with this digest is stored (used by tests and garbage collection).

@@ -3,7 +3,9 @@ use std::{path::Path, str::FromStr, time::Duration};
 use chrono::{DateTime, Utc};
 use modelbay_core::{ModelFormat, ModelName};
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
     Row, SqlitePool,
 };
 
@@ -59,7 +61,8 @@ impl MetadataStore {
         .await?;
         let record = VersionRecord {
             model: model.to_string(),
-            version: u32::try_from(version).map_err(|_| Error::Decode(format!("version {version}")))?,
+            version: u32::try_from(version)
+                .map_err(|_| Error::Decode(format!("version {version}")))?,
             digest: staged.digest().to_owned(),
             size: staged.size(),
             format: new.format,

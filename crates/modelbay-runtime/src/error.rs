@@ -11,7 +11,11 @@ pub enum Error {
     Engine(#[from] modelbay_engines::Error),
     /// The model's request queue is full.
     #[error("model '{model}' version {version} is at capacity ({queued} requests queued); retry shortly")]
-    Overloaded { model: String, version: u32, queued: usize },
+    Overloaded {
+        model: String,
+        version: u32,
+        queued: usize,
+    },
     /// The file's format could not be recognised.
     #[error("could not recognise the model format; pass one explicitly (format={known})")]
     UnknownFormat { known: String },

@@ -86,7 +86,11 @@ impl ModelManager {
     }
 
     /// The loaded model for a reference, loading it first if needed.
-    pub(crate) async fn get(&self, model: &ModelName, version: VersionRef) -> Result<Arc<LoadedModel>> {
+    pub(crate) async fn get(
+        &self,
+        model: &ModelName,
+        version: VersionRef,
+    ) -> Result<Arc<LoadedModel>> {
         let number = self.resolve(model, version).await?;
         let slot = self
             .loaded
@@ -126,6 +130,10 @@ impl ModelManager {
             "model loaded"
         );
         let platform = self.engines.get(record.format)?.platform();
-        Ok(Arc::new(LoadedModel { record, platform, pool }))
+        Ok(Arc::new(LoadedModel {
+            record,
+            platform,
+            pool,
+        }))
     }
 }

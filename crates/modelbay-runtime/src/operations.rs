@@ -46,7 +46,11 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(registry: Registry, engines: EngineSet, options: RuntimeOptions) -> Self {
-        let manager = Arc::new(ModelManager::new(registry.clone(), engines.clone(), options));
+        let manager = Arc::new(ModelManager::new(
+            registry.clone(),
+            engines.clone(),
+            options,
+        ));
         Self {
             registry,
             engines,
@@ -61,20 +65,31 @@ impl Runtime {
 
     /// Validates a staged upload with its engine (format, signature, non-tensor outputs) and
     /// publishes it as the model's next version.
-    pub async fn push(&self, model: &ModelName, staged: StagedArtifact, req: PushRequest) -> Result<VersionRecord> {
+    pub async fn push(
+        &self,
+        model: &ModelName,
+        staged: StagedArtifact,
+        req: PushRequest,
+    ) -> Result<VersionRecord> {
         let labels = validate_metadata(&req)?;
         let engine = match req.format {
             Some(format) => self.engines.get(format)?.clone(),
             None => {
                 let mut head = [0u8; 16];
-                let n = tokio::fs::File::open(staged.path()).await.map_err(modelbay_registry::Error::from)?
+                let n = tokio::fs::File::open(staged.path())
+                    .await
+                    .map_err(modelbay_registry::Error::from)?
                     .read(&mut head)
                     .await
                     .map_err(modelbay_registry::Error::from)?;
                 self.engines
                     .detect(&head[..n])
                     .ok_or_else(|| Error::UnknownFormat {
-                        known: ModelFormat::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("|"),
+                        known: ModelFormat::ALL
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join("|"),
                     })?
                     .clone()
             }
@@ -123,7 +138,13 @@ impl Runtime {
     pub async fn metadata(&self, model: &ModelName, version: VersionRef) -> Result<ModelMetadata> {
         let number = self.manager.resolve(model, version).await?;
         let record = self.registry.version(model, number).await?;
-        let versions = self.registry.versions(model).await?.iter().map(|v| v.version).collect();
+        let versions = self
+            .registry
+            .versions(model)
+            .await?
+            .iter()
+            .map(|v| v.version)
+            .collect();
         Ok(ModelMetadata {
             name: record.model,
             versions,
@@ -146,7 +167,9 @@ fn validate_metadata(req: &PushRequest) -> Result<BTreeMap<String, String>> {
         )));
     }
     if req.labels.len() > MAX_LABELS {
-        return Err(Error::InvalidMetadata(format!("more than {MAX_LABELS} labels")));
+        return Err(Error::InvalidMetadata(format!(
+            "more than {MAX_LABELS} labels"
+        )));
     }
     req.labels
         .iter()

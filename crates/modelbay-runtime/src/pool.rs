@@ -45,9 +45,17 @@ impl SessionPool {
     }
 
     /// Runs one request on the next free session.
-    pub(crate) async fn run(&self, inputs: Vec<Tensor>, outputs: Vec<String>) -> Result<Vec<Tensor>> {
+    pub(crate) async fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<Tensor>> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { inputs, outputs, reply }) {
+        match self.queue.try_send(Job {
+            inputs,
+            outputs,
+            reply,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(Error::Overloaded {
@@ -56,7 +64,9 @@ impl SessionPool {
                     queued: self.queue.len(),
                 })
             }
-            Err(TrySendError::Disconnected(_)) => return Err(Error::WorkerLost(self.label.0.clone())),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(Error::WorkerLost(self.label.0.clone()))
+            }
         }
         answer
             .await

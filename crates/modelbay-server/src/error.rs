@@ -47,10 +47,14 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http_status(self.code);
-        let message = if status.is_server_error() && self.code != ErrorCode::Overloaded && self.code != ErrorCode::Unavailable {
+        let message = if status.is_server_error()
+            && self.code != ErrorCode::Overloaded
+            && self.code != ErrorCode::Unavailable
+        {
             // The cause stays in the log; the client gets no internals.
             tracing::error!(code = %self.code, error = %self.message, "request failed");
-            "internal error; the server log has the details (look up this response's x-request-id)".to_owned()
+            "internal error; the server log has the details (look up this response's x-request-id)"
+                .to_owned()
         } else {
             self.message
         };
@@ -73,4 +77,8 @@ macro_rules! from_layer_error {
         }
     )*};
 }
-from_layer_error!(modelbay_core::Error, modelbay_registry::Error, modelbay_runtime::Error);
+from_layer_error!(
+    modelbay_core::Error,
+    modelbay_registry::Error,
+    modelbay_runtime::Error
+);

@@ -23,8 +23,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/models", get(list_models))
-        .route("/api/v1/models/{model}/versions", get(list_versions).post(push))
-        .route("/api/v1/models/{model}/versions/{version}", get(show_version))
+        .route(
+            "/api/v1/models/{model}/versions",
+            get(list_versions).post(push),
+        )
+        .route(
+            "/api/v1/models/{model}/versions/{version}",
+            get(show_version),
+        )
 }
 
 async fn openapi() -> Response {
@@ -36,7 +42,10 @@ async fn list_models(State(state): State<AppState>) -> Result<Response, ApiError
     Ok(Json(json!({ "models": models })).into_response())
 }
 
-async fn list_versions(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+async fn list_versions(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     let name = ModelName::new(&model)?;
     let versions = state.runtime.registry().versions(&name).await?;
     Ok(Json(json!({ "model": name, "versions": versions })).into_response())
@@ -68,7 +77,9 @@ fn parse_push_query(query: Option<&str>) -> Result<PushRequest, ApiError> {
                     ApiError::invalid(format!("label '{value}' must be written key=value"))
                 })?;
                 if labels.insert(k.to_owned(), v.to_owned()).is_some() {
-                    return Err(ApiError::invalid(format!("label '{k}' is given more than once")));
+                    return Err(ApiError::invalid(format!(
+                        "label '{k}' is given more than once"
+                    )));
                 }
             }
             other => {

@@ -31,7 +31,9 @@ async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_header(header.to_vec());
     table
 }
 
@@ -63,17 +65,34 @@ pub async fn models(args: ModelsArgs) -> anyhow::Result<()> {
 }
 
 pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
-    let body = get(&args.client, &format!("/api/v1/models/{}/versions", args.name)).await?;
+    let body = get(
+        &args.client,
+        &format!("/api/v1/models/{}/versions", args.name),
+    )
+    .await?;
     if args.client.json {
         println!("{}", serde_json::to_string_pretty(&body["versions"])?);
         return Ok(());
     }
-    let mut t = table(&["VERSION", "DIGEST", "SIZE", "FORMAT", "CREATED", "LABELS", "DESCRIPTION"]);
+    let mut t = table(&[
+        "VERSION",
+        "DIGEST",
+        "SIZE",
+        "FORMAT",
+        "CREATED",
+        "LABELS",
+        "DESCRIPTION",
+    ]);
     for v in body["versions"].as_array().into_iter().flatten() {
         let digest = text(&v["digest"]);
         let labels = v["labels"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(","))
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
         t.add_row(vec![
             text(&v["version"]),

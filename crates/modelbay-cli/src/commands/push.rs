@@ -52,7 +52,10 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let counter = progress.clone();
     let stream = ReaderStream::new(file).inspect_ok(move |chunk| counter.inc(chunk.len() as u64));
     let response = http()
-        .post(args.client.url(&format!("/api/v1/models/{}/versions", args.name)))
+        .post(
+            args.client
+                .url(&format!("/api/v1/models/{}/versions", args.name)),
+        )
         .query(&query)
         .header(reqwest::header::CONTENT_LENGTH, size)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")

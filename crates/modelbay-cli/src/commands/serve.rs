@@ -18,7 +18,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engines = engines(&settings)?;
     let registry = Registry::open_local(&settings.data_dir)
         .await
-        .with_context(|| format!("cannot open the registry in {}", settings.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the registry in {}",
+                settings.data_dir.display()
+            )
+        })?;
     let runtime = Runtime::new(
         registry,
         engines,
@@ -63,7 +68,9 @@ fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

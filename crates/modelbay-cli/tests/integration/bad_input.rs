@@ -29,7 +29,13 @@ fn json_case(what: &'static str, body: Value, status: u16, message: &'static str
     }
 }
 
-fn raw_case(what: &'static str, path: &'static str, body: &[u8], status: u16, message: &'static str) -> Case {
+fn raw_case(
+    what: &'static str,
+    path: &'static str,
+    body: &[u8],
+    status: u16,
+    message: &'static str,
+) -> Case {
     Case {
         what,
         method: "POST",
@@ -41,7 +47,13 @@ fn raw_case(what: &'static str, path: &'static str, body: &[u8], status: u16, me
     }
 }
 
-fn binary_case(what: &'static str, header: Value, raw: &[u8], header_len: Option<String>, message: &'static str) -> Case {
+fn binary_case(
+    what: &'static str,
+    header: Value,
+    raw: &[u8],
+    header_len: Option<String>,
+    message: &'static str,
+) -> Case {
     let mut body = serde_json::to_vec(&header).unwrap();
     let len = header_len.unwrap_or_else(|| body.len().to_string());
     body.extend_from_slice(raw);
@@ -248,14 +260,24 @@ async fn bad_requests_get_clear_json_errors_and_the_server_stays_healthy() {
         let text = response.text().await.unwrap();
         let body: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("{}: error body is not JSON: {text:?}", case.what));
-        let message = body["error"].as_str().unwrap_or_else(|| panic!("{}: no error field in {body}", case.what));
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no error field in {body}", case.what));
         assert_eq!(status, case.status, "{}: {message}", case.what);
-        assert!(message.contains(case.message), "{}: {message:?} should contain {:?}", case.what, case.message);
+        assert!(
+            message.contains(case.message),
+            "{}: {message:?} should contain {:?}",
+            case.what,
+            case.message
+        );
     }
 
     assert_eq!(server.get("/v2/health/live").await.0, 200);
     let (status, body) = server
-        .post_json("/v2/models/bc/infer", &json!({ "inputs": expected("breast_cancer_lr")["inputs"] }))
+        .post_json(
+            "/v2/models/bc/infer",
+            &json!({ "inputs": expected("breast_cancer_lr")["inputs"] }),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }

@@ -7,7 +7,11 @@ use serde_json::Value;
 use crate::common::{fixture, modelbay, TestServer};
 
 fn run(server: &TestServer, args: &[&str]) -> Output {
-    let output = modelbay().args(args).env("MODELBAY_SERVER", &server.url).output().unwrap();
+    let output = modelbay()
+        .args(args)
+        .env("MODELBAY_SERVER", &server.url)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "modelbay {args:?} failed: {}",
@@ -21,7 +25,18 @@ async fn push_models_and_versions_print_tables_and_json() {
     let server = TestServer::start().await;
     let file = fixture("breast_cancer_lr.onnx");
     let file = file.to_str().unwrap();
-    let pushed = run(&server, &["push", "bc", file, "--description", "baseline", "--label", "team=risk"]);
+    let pushed = run(
+        &server,
+        &[
+            "push",
+            "bc",
+            file,
+            "--description",
+            "baseline",
+            "--label",
+            "team=risk",
+        ],
+    );
     let line = String::from_utf8(pushed.stdout).unwrap();
     assert!(line.starts_with("bc v1 (sha256:"), "{line}");
 
@@ -33,9 +48,13 @@ async fn push_models_and_versions_print_tables_and_json() {
     assert!(table.contains("NAME") && table.contains("bc"), "{table}");
 
     let table = String::from_utf8(run(&server, &["versions", "bc"]).stdout).unwrap();
-    assert!(table.contains("team=risk") && table.contains("baseline"), "{table}");
+    assert!(
+        table.contains("team=risk") && table.contains("baseline"),
+        "{table}"
+    );
 
-    let versions: Value = serde_json::from_slice(&run(&server, &["versions", "bc", "--json"]).stdout).unwrap();
+    let versions: Value =
+        serde_json::from_slice(&run(&server, &["versions", "bc", "--json"]).stdout).unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 2);
     assert_eq!(versions[0]["labels"]["team"], "risk");
 }
@@ -44,15 +63,27 @@ async fn push_models_and_versions_print_tables_and_json() {
 async fn errors_from_the_server_reach_the_user() {
     let server = TestServer::start().await;
     let output = modelbay()
-        .args(["push", "bc", fixture("invalid/breast_cancer_zipmap.onnx").to_str().unwrap()])
+        .args([
+            "push",
+            "bc",
+            fixture("invalid/breast_cancer_zipmap.onnx")
+                .to_str()
+                .unwrap(),
+        ])
         .args(["--server", &server.url])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("400") && stderr.contains("zipmap"), "{stderr}");
+    assert!(
+        stderr.contains("400") && stderr.contains("zipmap"),
+        "{stderr}"
+    );
 
-    let output = modelbay().args(["versions", "nope", "--server", &server.url]).output().unwrap();
+    let output = modelbay()
+        .args(["versions", "nope", "--server", &server.url])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("model 'nope' not found"));
 }

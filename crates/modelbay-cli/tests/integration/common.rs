@@ -143,7 +143,8 @@ impl TestServer {
     }
 
     pub async fn push(&self, model: &str, file: &str) -> (u16, Value) {
-        self.push_bytes(model, "", std::fs::read(fixture(file)).unwrap()).await
+        self.push_bytes(model, "", std::fs::read(fixture(file)).unwrap())
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -151,7 +152,15 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        status_and_json(self.http.post(self.url(path)).json(body).send().await.unwrap()).await
+        status_and_json(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Pushes every valid fixture under its own name (with '_' turned into '-').

@@ -25,7 +25,11 @@ async fn every_fixture_matches_its_expected_outputs_over_json() {
         assert_eq!(body["model_name"], model_name(name));
         assert_eq!(body["model_version"], "1");
         assert_eq!(body["id"], format!("req-{name}"));
-        assert_outputs_match(name, body["outputs"].as_array().unwrap(), fixture["outputs"].as_array().unwrap());
+        assert_outputs_match(
+            name,
+            body["outputs"].as_array().unwrap(),
+            fixture["outputs"].as_array().unwrap(),
+        );
     }
 }
 
@@ -38,10 +42,17 @@ async fn nested_data_is_accepted_row_major() {
     let mut input = fixture["inputs"][0].clone();
     input["data"] = nest(input["data"].as_array().unwrap(), &[5, 30]);
     let (status, body) = server
-        .post_json("/v2/models/bc/versions/1/infer", &json!({ "inputs": [input] }))
+        .post_json(
+            "/v2/models/bc/versions/1/infer",
+            &json!({ "inputs": [input] }),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_outputs_match("nested", body["outputs"].as_array().unwrap(), fixture["outputs"].as_array().unwrap());
+    assert_outputs_match(
+        "nested",
+        body["outputs"].as_array().unwrap(),
+        fixture["outputs"].as_array().unwrap(),
+    );
 }
 
 /// Builds a binary-extension request: JSON header, then each input's raw bytes.
@@ -50,7 +61,10 @@ fn binary_request(inputs: &[Value], header_extra: Value) -> (Vec<u8>, usize) {
     let described: Vec<Value> = inputs
         .iter()
         .map(|t| {
-            let bytes = encode(t["datatype"].as_str().unwrap(), t["data"].as_array().unwrap());
+            let bytes = encode(
+                t["datatype"].as_str().unwrap(),
+                t["data"].as_array().unwrap(),
+            );
             let entry = json!({
                 "name": t["name"], "datatype": t["datatype"], "shape": t["shape"],
                 "parameters": { "binary_data_size": bytes.len() },
@@ -91,7 +105,12 @@ fn parse_binary_response(header_len: Option<usize>, body: &[u8]) -> (Value, Vec<
     (header, outputs)
 }
 
-async fn post_binary(server: &TestServer, path: &str, body: Vec<u8>, header_len: usize) -> (u16, Option<usize>, Vec<u8>) {
+async fn post_binary(
+    server: &TestServer,
+    path: &str,
+    body: Vec<u8>,
+    header_len: usize,
+) -> (u16, Option<usize>, Vec<u8>) {
     let response = server
         .http
         .post(server.url(path))
@@ -120,9 +139,13 @@ async fn every_fixture_matches_its_expected_outputs_over_the_binary_extension() 
             json!({ "parameters": { "binary_data_output": true } }),
         );
         let path = format!("/v2/models/{}/infer", model_name(name));
-        let (status, response_header_len, bytes) = post_binary(&server, &path, body, header_len).await;
+        let (status, response_header_len, bytes) =
+            post_binary(&server, &path, body, header_len).await;
         assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&bytes));
-        assert!(response_header_len.is_some(), "{name}: binary outputs were asked for");
+        assert!(
+            response_header_len.is_some(),
+            "{name}: binary outputs were asked for"
+        );
         let (header, outputs) = parse_binary_response(response_header_len, &bytes);
         assert_eq!(header["model_name"], model_name(name));
         assert_outputs_match(name, &outputs, fixture["outputs"].as_array().unwrap());
@@ -154,7 +177,13 @@ async fn outputs_can_be_selected_and_mixed_between_json_and_binary() {
             { "name": "probabilities", "parameters": { "binary_data": false } }
         ]
     });
-    let response = server.http.post(server.url("/v2/models/bc/infer")).json(&request).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/v2/models/bc/infer"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-modelbay-model-version"], "1");
     let header_len = response
@@ -179,7 +208,10 @@ async fn health_metadata_and_readiness_follow_the_protocol() {
     let (status, meta) = server.get("/v2").await;
     assert_eq!(status, 200);
     assert_eq!(meta["name"], "modelbay");
-    assert!(meta["extensions"].as_array().unwrap().contains(&json!("binary_tensor_data")));
+    assert!(meta["extensions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("binary_tensor_data")));
 
     let (status, meta) = server.get("/v2/models/gc").await;
     assert_eq!(status, 200, "{meta}");
@@ -192,7 +224,10 @@ async fn health_metadata_and_readiness_follow_the_protocol() {
             { "name": "numeric", "datatype": "FP32", "shape": [-1, 4] }
         ])
     );
-    assert_eq!(meta["outputs"][0], json!({ "name": "label", "datatype": "INT64", "shape": [-1] }));
+    assert_eq!(
+        meta["outputs"][0],
+        json!({ "name": "label", "datatype": "INT64", "shape": [-1] })
+    );
     assert_eq!(server.get("/v2/models/gc/versions/1").await.0, 200);
 
     let (status, ready) = server.get("/v2/models/gc/versions/2/ready").await;
@@ -208,7 +243,9 @@ async fn requests_without_a_version_go_to_the_newest_and_pinned_ones_stay_pinned
     assert_eq!(server.push("m", "breast_cancer_lr.onnx").await.0, 201);
     assert_eq!(server.push("m", "breast_cancer_rf.onnx").await.0, 201);
     let inputs = expected("breast_cancer_rf")["inputs"].clone();
-    let (_, latest) = server.post_json("/v2/models/m/infer", &json!({ "inputs": inputs })).await;
+    let (_, latest) = server
+        .post_json("/v2/models/m/infer", &json!({ "inputs": inputs }))
+        .await;
     assert_eq!(latest["model_version"], "2");
     assert_outputs_match(
         "latest",
@@ -216,7 +253,10 @@ async fn requests_without_a_version_go_to_the_newest_and_pinned_ones_stay_pinned
         expected("breast_cancer_rf")["outputs"].as_array().unwrap(),
     );
     let (_, pinned) = server
-        .post_json("/v2/models/m/versions/1/infer", &json!({ "inputs": expected("breast_cancer_lr")["inputs"] }))
+        .post_json(
+            "/v2/models/m/versions/1/infer",
+            &json!({ "inputs": expected("breast_cancer_lr")["inputs"] }),
+        )
         .await;
     assert_eq!(pinned["model_version"], "1");
     assert_outputs_match(
@@ -225,7 +265,13 @@ async fn requests_without_a_version_go_to_the_newest_and_pinned_ones_stay_pinned
         expected("breast_cancer_lr")["outputs"].as_array().unwrap(),
     );
     let (status, _) = status_and_json(
-        server.http.post(server.url("/v2/models/m/versions/9/infer")).json(&json!({ "inputs": inputs })).send().await.unwrap(),
+        server
+            .http
+            .post(server.url("/v2/models/m/versions/9/infer"))
+            .json(&json!({ "inputs": inputs }))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 404);

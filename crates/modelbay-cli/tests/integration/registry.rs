@@ -30,19 +30,35 @@ async fn push_records_metadata_and_lists_models_and_versions() {
     assert_eq!(v1["format"], "onnx");
     assert_eq!(v1["description"], "first cut");
     assert_eq!(v1["labels"], json!({ "team": "risk", "stage": "dev" }));
-    assert_eq!(v1["size"], std::fs::metadata(fixture("credit_default.onnx")).unwrap().len());
+    assert_eq!(
+        v1["size"],
+        std::fs::metadata(fixture("credit_default.onnx"))
+            .unwrap()
+            .len()
+    );
     assert!(v1["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(
         v1["signature"]["inputs"],
         json!([{ "name": "input", "datatype": "FP32", "shape": [-1, 3] }])
     );
-    let (status, _) = server.push_bytes("credit-risk", "?format=onnx", std::fs::read(fixture("credit_default.onnx")).unwrap()).await;
+    let (status, _) = server
+        .push_bytes(
+            "credit-risk",
+            "?format=onnx",
+            std::fs::read(fixture("credit_default.onnx")).unwrap(),
+        )
+        .await;
     assert_eq!(status, 201);
     assert_eq!(server.push("diabetes", "diabetes_gbr.onnx").await.0, 201);
 
     let (status, models) = server.get("/api/v1/models").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = models["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["credit-risk", "diabetes"]);
     assert_eq!(models["models"][0]["latest_version"], 2);
     assert_eq!(models["models"][0]["version_count"], 2);
@@ -54,13 +70,22 @@ async fn push_records_metadata_and_lists_models_and_versions() {
 
     let (status, shown) = server.get("/api/v1/models/credit-risk/versions/1").await;
     assert_eq!((status, shown), (200, v1));
-    assert_eq!(server.get("/api/v1/models/credit-risk/versions/3").await.0, 404);
+    assert_eq!(
+        server.get("/api/v1/models/credit-risk/versions/3").await.0,
+        404
+    );
     assert_eq!(server.get("/api/v1/models/nope/versions").await.0, 404);
     assert_eq!(server.get("/api/v1/models/Nope/versions").await.0, 400);
 
     let (status, spec) = server.get("/api/v1/openapi.json").await;
     assert_eq!(status, 200);
-    assert!(spec["openapi"].as_str().unwrap_or_default().starts_with("3."), "{spec}");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3."),
+        "{spec}"
+    );
 }
 
 #[tokio::test]
@@ -68,33 +93,105 @@ async fn invalid_pushes_are_refused_and_leave_no_version() {
     let server = TestServer::start_with(&["--max-upload-bytes", "20000"]).await;
     let read = |name: &str| std::fs::read(fixture(name)).unwrap();
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        ("zipmap", "", read("invalid/breast_cancer_zipmap.onnx"), 400, "'zipmap': False"),
-        ("not onnx", "?format=onnx", read("invalid/not_onnx.onnx"), 400, "not a valid ONNX model"),
-        ("undetectable", "", read("invalid/not_onnx.onnx"), 400, "could not recognise the model format"),
-        ("truncated", "", read("invalid/truncated.onnx"), 400, "not a valid ONNX model"),
+        (
+            "zipmap",
+            "",
+            read("invalid/breast_cancer_zipmap.onnx"),
+            400,
+            "'zipmap': False",
+        ),
+        (
+            "not onnx",
+            "?format=onnx",
+            read("invalid/not_onnx.onnx"),
+            400,
+            "not a valid ONNX model",
+        ),
+        (
+            "undetectable",
+            "",
+            read("invalid/not_onnx.onnx"),
+            400,
+            "could not recognise the model format",
+        ),
+        (
+            "truncated",
+            "",
+            read("invalid/truncated.onnx"),
+            400,
+            "not a valid ONNX model",
+        ),
         ("empty", "", vec![], 400, "upload is empty"),
-        ("too large", "", read("breast_cancer_rf.onnx"), 413, "larger than the limit of 20000 bytes"),
-        ("unknown format", "?format=pickle", read("breast_cancer_lr.onnx"), 400, "unknown model format 'pickle'"),
-        ("unknown parameter", "?colour=red", read("breast_cancer_lr.onnx"), 400, "unknown query parameter 'colour'"),
-        ("bad label", "?label=Team=x", read("breast_cancer_lr.onnx"), 400, "invalid label key 'Team'"),
-        ("label without value", "?label=team", read("breast_cancer_lr.onnx"), 400, "must be written key=value"),
+        (
+            "too large",
+            "",
+            read("breast_cancer_rf.onnx"),
+            413,
+            "larger than the limit of 20000 bytes",
+        ),
+        (
+            "unknown format",
+            "?format=pickle",
+            read("breast_cancer_lr.onnx"),
+            400,
+            "unknown model format 'pickle'",
+        ),
+        (
+            "unknown parameter",
+            "?colour=red",
+            read("breast_cancer_lr.onnx"),
+            400,
+            "unknown query parameter 'colour'",
+        ),
+        (
+            "bad label",
+            "?label=Team=x",
+            read("breast_cancer_lr.onnx"),
+            400,
+            "invalid label key 'Team'",
+        ),
+        (
+            "label without value",
+            "?label=team",
+            read("breast_cancer_lr.onnx"),
+            400,
+            "must be written key=value",
+        ),
     ];
     for (what, query, bytes, status, message) in cases {
         let (got, body) = server.push_bytes("m", query, bytes).await;
         assert_eq!(got, status, "{what}: {body}");
         let error = body["error"].as_str().unwrap();
-        assert!(error.contains(message), "{what}: {error:?} should contain {message:?}");
-        assert!(!error.contains(server.data_dir.to_str().unwrap()), "{what}: leaks a server path: {error}");
+        assert!(
+            error.contains(message),
+            "{what}: {error:?} should contain {message:?}"
+        );
+        assert!(
+            !error.contains(server.data_dir.to_str().unwrap()),
+            "{what}: leaks a server path: {error}"
+        );
     }
-    let (status, body) = server.push_bytes("Bad_Name", "", read("breast_cancer_lr.onnx")).await;
+    let (status, body) = server
+        .push_bytes("Bad_Name", "", read("breast_cancer_lr.onnx"))
+        .await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = server.push_bytes("..", "", read("breast_cancer_lr.onnx")).await;
-    assert!(status == 400 || status == 404, "'..' must never be accepted as a name: {status}");
+    let (status, _) = server
+        .push_bytes("..", "", read("breast_cancer_lr.onnx"))
+        .await;
+    assert!(
+        status == 400 || status == 404,
+        "'..' must never be accepted as a name: {status}"
+    );
 
     assert_eq!(server.get("/api/v1/models/m/versions").await.0, 404);
-    assert_eq!(server.get("/api/v1/models").await.1, json!({ "models": [] }));
+    assert_eq!(
+        server.get("/api/v1/models").await.1,
+        json!({ "models": [] })
+    );
     assert_eq!(blob_count(&server.data_dir), 0);
-    let leftovers = std::fs::read_dir(server.data_dir.join("tmp")).unwrap().count();
+    let leftovers = std::fs::read_dir(server.data_dir.join("tmp"))
+        .unwrap()
+        .count();
     assert_eq!(leftovers, 0, "failed uploads leave no staging files");
 }
 
@@ -111,12 +208,18 @@ async fn versions_survive_a_restart_on_the_same_data_dir() {
     let (_, after) = second.get("/api/v1/models/bc/versions").await;
     assert_eq!(before, after);
     let (status, body) = second
-        .post_json("/v2/models/bc/infer", &json!({ "inputs": expected("breast_cancer_mlp")["inputs"] }))
+        .post_json(
+            "/v2/models/bc/infer",
+            &json!({ "inputs": expected("breast_cancer_mlp")["inputs"] }),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model_version"], "2");
     // Numbers are never reused: the next push is 3.
-    assert_eq!(second.push("bc", "breast_cancer_lr.onnx").await.1["version"], 3);
+    assert_eq!(
+        second.push("bc", "breast_cancer_lr.onnx").await.1["version"],
+        3
+    );
 }
 
 #[tokio::test]
@@ -134,7 +237,8 @@ async fn concurrent_pushes_get_distinct_versions_and_identical_bytes_are_stored_
         .collect();
     versions.sort();
     assert_eq!(versions, (1..=8).collect::<Vec<_>>());
-    let digests: std::collections::HashSet<&Value> = results.iter().map(|(_, b)| &b["digest"]).collect();
+    let digests: std::collections::HashSet<&Value> =
+        results.iter().map(|(_, b)| &b["digest"]).collect();
     assert_eq!(digests.len(), 1);
     assert_eq!(blob_count(&server.data_dir), 1);
 
@@ -148,7 +252,10 @@ async fn a_tampered_artifact_is_detected_when_loaded() {
     let mut first = TestServer::start_in(dir.path(), &[]).await;
     let (_, record) = first.push("bc", "breast_cancer_lr.onnx").await;
     assert!(first.stop().success());
-    let hex = record["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let hex = record["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
     let blob = dir.path().join("artifacts/blobs/sha256").join(hex);
     let mut bytes = std::fs::read(&blob).unwrap();
     let last = bytes.len() - 1;
@@ -159,10 +266,16 @@ async fn a_tampered_artifact_is_detected_when_loaded() {
     let inputs = json!({ "inputs": expected("breast_cancer_lr")["inputs"] });
     let (status, body) = second.post_json("/v2/models/bc/infer", &inputs).await;
     assert_eq!(status, 500, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("internal error"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("internal error"),
+        "{body}"
+    );
     let (status, body) = second.get("/v2/models/bc/ready").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("integrity check"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("integrity check"),
+        "{body}"
+    );
     assert_eq!(second.get("/v2/health/live").await.0, 200);
 }
 
@@ -170,15 +283,19 @@ async fn a_tampered_artifact_is_detected_when_loaded() {
 async fn shutdown_lets_an_in_flight_upload_finish() {
     let mut server = TestServer::start().await;
     let bytes = std::fs::read(fixture("breast_cancer_rf.onnx")).unwrap();
-    let chunks: Vec<Vec<u8>> = bytes.chunks(bytes.len() / 4 + 1).map(<[u8]>::to_vec).collect();
+    let chunks: Vec<Vec<u8>> = bytes
+        .chunks(bytes.len() / 4 + 1)
+        .map(<[u8]>::to_vec)
+        .collect();
     let pid = server.pid();
-    let body = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
-        if i == 1 {
-            terminate(pid); // the server is told to stop while the upload is half sent
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok::<_, std::io::Error>(chunk)
-    });
+    let body =
+        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+            if i == 1 {
+                terminate(pid); // the server is told to stop while the upload is half sent
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, std::io::Error>(chunk)
+        });
     let response = server
         .http
         .post(server.url("/api/v1/models/rf/versions"))
@@ -187,7 +304,10 @@ async fn shutdown_lets_an_in_flight_upload_finish() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    assert!(server.wait().success(), "server exits cleanly after draining");
+    assert!(
+        server.wait().success(),
+        "server exits cleanly after draining"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +321,10 @@ async fn startup_names_the_variable_when_onnx_runtime_is_missing() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("ORT_DYLIB_PATH") && stderr.contains("/nonexistent"), "{stderr}");
+    assert!(
+        stderr.contains("ORT_DYLIB_PATH") && stderr.contains("/nonexistent"),
+        "{stderr}"
+    );
 
     let output = modelbay()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

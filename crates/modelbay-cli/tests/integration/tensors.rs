@@ -35,22 +35,45 @@ pub fn encode(datatype: &str, data: &[Value]) -> Vec<u8> {
 /// Decodes binary tensor data back to JSON values.
 pub fn decode(datatype: &str, raw: &[u8]) -> Vec<Value> {
     fn chunks<const N: usize>(raw: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
-        assert_eq!(raw.len() % N, 0, "binary length {} is not a multiple of {N}", raw.len());
+        assert_eq!(
+            raw.len() % N,
+            0,
+            "binary length {} is not a multiple of {N}",
+            raw.len()
+        );
         raw.chunks_exact(N).map(|c| c.try_into().unwrap())
     }
     match datatype {
         "BOOL" => raw.iter().map(|&b| json!(b != 0)).collect(),
         "INT8" => raw.iter().map(|&b| json!(b as i8)).collect(),
         "UINT8" => raw.iter().map(|&b| json!(b)).collect(),
-        "INT16" => chunks::<2>(raw).map(|c| json!(i16::from_le_bytes(c))).collect(),
-        "UINT16" => chunks::<2>(raw).map(|c| json!(u16::from_le_bytes(c))).collect(),
-        "INT32" => chunks::<4>(raw).map(|c| json!(i32::from_le_bytes(c))).collect(),
-        "UINT32" => chunks::<4>(raw).map(|c| json!(u32::from_le_bytes(c))).collect(),
-        "INT64" => chunks::<8>(raw).map(|c| json!(i64::from_le_bytes(c))).collect(),
-        "UINT64" => chunks::<8>(raw).map(|c| json!(u64::from_le_bytes(c))).collect(),
-        "FP16" => chunks::<2>(raw).map(|c| json!(f16::from_le_bytes(c).to_f64())).collect(),
-        "FP32" => chunks::<4>(raw).map(|c| json!(f32::from_le_bytes(c) as f64)).collect(),
-        "FP64" => chunks::<8>(raw).map(|c| json!(f64::from_le_bytes(c))).collect(),
+        "INT16" => chunks::<2>(raw)
+            .map(|c| json!(i16::from_le_bytes(c)))
+            .collect(),
+        "UINT16" => chunks::<2>(raw)
+            .map(|c| json!(u16::from_le_bytes(c)))
+            .collect(),
+        "INT32" => chunks::<4>(raw)
+            .map(|c| json!(i32::from_le_bytes(c)))
+            .collect(),
+        "UINT32" => chunks::<4>(raw)
+            .map(|c| json!(u32::from_le_bytes(c)))
+            .collect(),
+        "INT64" => chunks::<8>(raw)
+            .map(|c| json!(i64::from_le_bytes(c)))
+            .collect(),
+        "UINT64" => chunks::<8>(raw)
+            .map(|c| json!(u64::from_le_bytes(c)))
+            .collect(),
+        "FP16" => chunks::<2>(raw)
+            .map(|c| json!(f16::from_le_bytes(c).to_f64()))
+            .collect(),
+        "FP32" => chunks::<4>(raw)
+            .map(|c| json!(f32::from_le_bytes(c) as f64))
+            .collect(),
+        "FP64" => chunks::<8>(raw)
+            .map(|c| json!(f64::from_le_bytes(c)))
+            .collect(),
         "BYTES" => {
             let mut out = Vec::new();
             let mut rest = raw;
@@ -68,23 +91,36 @@ pub fn decode(datatype: &str, raw: &[u8]) -> Vec<Value> {
 /// Asserts that `actual` outputs match `expected` ones: same names, datatypes and shapes; integers,
 /// booleans and strings exactly; floats within 1e-5 (relative for large magnitudes).
 pub fn assert_outputs_match(context: &str, actual: &[Value], expected: &[Value]) {
-    assert_eq!(actual.len(), expected.len(), "{context}: output count in {actual:?}");
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{context}: output count in {actual:?}"
+    );
     for want in expected {
         let name = want["name"].as_str().unwrap();
         let got = actual
             .iter()
             .find(|o| o["name"] == want["name"])
             .unwrap_or_else(|| panic!("{context}: output {name} missing"));
-        assert_eq!(got["datatype"], want["datatype"], "{context}: {name} datatype");
+        assert_eq!(
+            got["datatype"], want["datatype"],
+            "{context}: {name} datatype"
+        );
         assert_eq!(got["shape"], want["shape"], "{context}: {name} shape");
-        let (got, want_data) = (got["data"].as_array().unwrap(), want["data"].as_array().unwrap());
+        let (got, want_data) = (
+            got["data"].as_array().unwrap(),
+            want["data"].as_array().unwrap(),
+        );
         assert_eq!(got.len(), want_data.len(), "{context}: {name} length");
         let float = matches!(want["datatype"].as_str().unwrap(), "FP16" | "FP32" | "FP64");
         for (i, (g, w)) in got.iter().zip(want_data).enumerate() {
             if float {
                 let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
                 let tolerance = 1e-5 * w.abs().max(1.0);
-                assert!((g - w).abs() <= tolerance, "{context}: {name}[{i}] = {g}, expected {w}");
+                assert!(
+                    (g - w).abs() <= tolerance,
+                    "{context}: {name}[{i}] = {g}, expected {w}"
+                );
             } else {
                 assert_eq!(g, w, "{context}: {name}[{i}]");
             }

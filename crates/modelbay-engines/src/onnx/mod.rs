@@ -31,12 +31,14 @@ impl OnnxEngine {
     pub fn new(library: Option<&Path>) -> Result<Self> {
         let library: PathBuf = match library {
             Some(path) => path.to_owned(),
-            None => std::env::var_os(DYLIB_ENV).map(PathBuf::from).ok_or_else(|| {
-                Error::LibraryUnavailable(format!(
-                    "ONNX Runtime library not configured: set {DYLIB_ENV} to the path of \
+            None => std::env::var_os(DYLIB_ENV)
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    Error::LibraryUnavailable(format!(
+                        "ONNX Runtime library not configured: set {DYLIB_ENV} to the path of \
                      libonnxruntime.so (scripts/fetch-models.sh downloads it)"
-                ))
-            })?,
+                    ))
+                })?,
         };
         let environment = ENVIRONMENT.get_or_init(|| {
             if !library.is_file() {
@@ -60,9 +62,14 @@ impl OnnxEngine {
 
     fn session(&self, options: &SessionOptions) -> Result<ort::session::builder::SessionBuilder> {
         Session::builder(self.environment)
-            .and_then(|b| b.with_intra_threads(options.intra_op_threads.max(1)).map_err(Into::into))
+            .and_then(|b| {
+                b.with_intra_threads(options.intra_op_threads.max(1))
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .map_err(|e| Error::LibraryUnavailable(format!("cannot configure an ONNX Runtime session: {e}")))
+            .map_err(|e| {
+                Error::LibraryUnavailable(format!("cannot configure an ONNX Runtime session: {e}"))
+            })
     }
 }
 
@@ -86,7 +93,9 @@ impl Engine for OnnxEngine {
             .commit_from_file(path)
             .map_err(|e| {
                 // ONNX Runtime names the file; the staging path is ours, not the caller's.
-                let detail = e.to_string().replace(&path.display().to_string(), "the uploaded file");
+                let detail = e
+                    .to_string()
+                    .replace(&path.display().to_string(), "the uploaded file");
                 Error::InvalidModel(format!("not a valid ONNX model: {detail}"))
             })?;
         signature::read(&session)
@@ -118,9 +127,9 @@ impl TensorSession for OnnxSession {
         outputs
             .iter()
             .map(|name| {
-                let value = results
-                    .get(name)
-                    .ok_or_else(|| Error::Inference(format!("the model produced no output '{name}'")))?;
+                let value = results.get(name).ok_or_else(|| {
+                    Error::Inference(format!("the model produced no output '{name}'"))
+                })?;
                 convert::from_ort(name, value)
             })
             .collect()

@@ -59,7 +59,15 @@ fn spec(outlet: &Outlet, role: &str) -> Result<TensorSpec> {
 /// Reads the model's inputs and outputs, refusing any that are not tensors.
 pub(super) fn read(session: &Session) -> Result<Signature> {
     Ok(Signature {
-        inputs: session.inputs().iter().map(|o| spec(o, "input")).collect::<Result<_>>()?,
-        outputs: session.outputs().iter().map(|o| spec(o, "output")).collect::<Result<_>>()?,
+        inputs: session
+            .inputs()
+            .iter()
+            .map(|o| spec(o, "input"))
+            .collect::<Result<_>>()?,
+        outputs: session
+            .outputs()
+            .iter()
+            .map(|o| spec(o, "output"))
+            .collect::<Result<_>>()?,
     })
 }

@@ -60,7 +60,11 @@ impl OutputEncoding {
     }
 }
 
-fn bool_param(params: &Map<String, Value>, key: &str, owner: &str) -> Result<Option<bool>, ApiError> {
+fn bool_param(
+    params: &Map<String, Value>,
+    key: &str,
+    owner: &str,
+) -> Result<Option<bool>, ApiError> {
     match params.get(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -72,12 +76,17 @@ fn bool_param(params: &Map<String, Value>, key: &str, owner: &str) -> Result<Opt
 
 /// Decodes a request body. `header_length` is the `Inference-Header-Content-Length` value when
 /// the client used the binary extension.
-pub fn decode_request(body: &Bytes, header_length: Option<&str>) -> Result<DecodedRequest, ApiError> {
+pub fn decode_request(
+    body: &Bytes,
+    header_length: Option<&str>,
+) -> Result<DecodedRequest, ApiError> {
     let (json, mut binary) = match header_length {
         None => (&body[..], &body[body.len()..]),
         Some(raw) => {
             let n: usize = raw.trim().parse().map_err(|_| {
-                ApiError::invalid(format!("Inference-Header-Content-Length '{raw}' is not a byte count"))
+                ApiError::invalid(format!(
+                    "Inference-Header-Content-Length '{raw}' is not a byte count"
+                ))
             })?;
             if n > body.len() {
                 return Err(ApiError::invalid(format!(
@@ -89,7 +98,9 @@ pub fn decode_request(body: &Bytes, header_length: Option<&str>) -> Result<Decod
         }
     };
     if json.is_empty() {
-        return Err(ApiError::invalid("request body is empty; expected a JSON inference request"));
+        return Err(ApiError::invalid(
+            "request body is empty; expected a JSON inference request",
+        ));
     }
     let parsed: RequestJson = serde_json::from_slice(json)
         .map_err(|e| ApiError::invalid(format!("invalid inference request JSON: {e}")))?;
@@ -105,7 +116,8 @@ pub fn decode_request(body: &Bytes, header_length: Option<&str>) -> Result<Decod
         )));
     }
 
-    let all_binary = bool_param(&parsed.parameters, "binary_data_output", "the request")?.unwrap_or(false);
+    let all_binary =
+        bool_param(&parsed.parameters, "binary_data_output", "the request")?.unwrap_or(false);
     let mut overrides = Vec::new();
     for output in &parsed.outputs {
         let owner = format!("output '{}'", output.name);
@@ -124,14 +136,18 @@ pub fn decode_request(body: &Bytes, header_length: Option<&str>) -> Result<Decod
             inputs,
             outputs: parsed.outputs.into_iter().map(|o| o.name).collect(),
         },
-        encoding: OutputEncoding { all_binary, overrides },
+        encoding: OutputEncoding {
+            all_binary,
+            overrides,
+        },
     })
 }
 
 fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
-    let datatype: DataType = input.datatype.parse().map_err(|e| {
-        ApiError::invalid(format!("input '{}': {e}", input.name))
-    })?;
+    let datatype: DataType = input
+        .datatype
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?;
     let shape = parse_shape(&input.name, &input.shape)?;
     let count = modelbay_core::element_count(&shape)?;
     let data = match (input.parameters.get("binary_data_size"), &input.data) {
@@ -164,7 +180,11 @@ fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiErro
             let mut flat = Vec::with_capacity(count.min(1 << 16));
             let fits = flatten(data, &mut flat, count).is_ok();
             if !fits || flat.len() != count {
-                let found = if fits { flat.len().to_string() } else { format!("more than {count}") };
+                let found = if fits {
+                    flat.len().to_string()
+                } else {
+                    format!("more than {count}")
+                };
                 return Err(ApiError::invalid(format!(
                     "input '{}' has {found} elements in 'data' but its shape {:?} needs {count}",
                     input.name, input.shape
@@ -233,9 +253,21 @@ pub fn encode_response(resp: &InferResponse, encoding: &OutputEncoding) -> Encod
                 let raw = t.data().to_raw();
                 let params = serde_json::json!({ "binary_data_size": raw.len() });
                 raw_parts.push(raw);
-                OutputBody { name: &t.name, datatype: t.datatype(), shape: t.shape(), parameters: Some(params), data: None }
+                OutputBody {
+                    name: &t.name,
+                    datatype: t.datatype(),
+                    shape: t.shape(),
+                    parameters: Some(params),
+                    data: None,
+                }
             } else {
-                OutputBody { name: &t.name, datatype: t.datatype(), shape: t.shape(), parameters: None, data: Some(t.data()) }
+                OutputBody {
+                    name: &t.name,
+                    datatype: t.datatype(),
+                    shape: t.shape(),
+                    parameters: None,
+                    data: Some(t.data()),
+                }
             }
         })
         .collect();
@@ -247,11 +279,17 @@ pub fn encode_response(resp: &InferResponse, encoding: &OutputEncoding) -> Encod
     };
     let mut body = serde_json::to_vec(&header).expect("responses serialize to JSON");
     if raw_parts.is_empty() {
-        return EncodedResponse { body, header_length: None };
+        return EncodedResponse {
+            body,
+            header_length: None,
+        };
     }
     let header_length = body.len();
     for raw in raw_parts {
         body.extend_from_slice(&raw);
     }
-    EncodedResponse { body, header_length: Some(header_length) }
+    EncodedResponse {
+        body,
+        header_length: Some(header_length),
+    }
 }

@@ -32,7 +32,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}", get(model_metadata))
-        .route("/v2/models/{model}/versions/{version}/ready", get(model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready),
+        )
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
 }
 
@@ -69,7 +72,10 @@ async fn server_metadata() -> Json<serde_json::Value> {
     }))
 }
 
-async fn model_metadata(State(state): State<AppState>, Path(path): Path<ModelPath>) -> Result<Response, ApiError> {
+async fn model_metadata(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
     let meta = state.runtime.metadata(&name, version).await?;
     let body = json!({
@@ -82,15 +88,24 @@ async fn model_metadata(State(state): State<AppState>, Path(path): Path<ModelPat
     Ok(with_version(Json(body).into_response(), meta.version))
 }
 
-async fn model_ready(State(state): State<AppState>, Path(path): Path<ModelPath>) -> Result<Response, ApiError> {
+async fn model_ready(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
     match state.runtime.ready(&name, version).await {
         Ok(number) => {
-            let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
+            let body =
+                json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
             Ok(with_version(Json(body).into_response(), number))
         }
-        Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidArgument => Err(e.into()),
-        Err(e) => Err(ApiError::new(ErrorCode::Unavailable, format!("model '{name}' is not ready: {e}"))),
+        Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidArgument => {
+            Err(e.into())
+        }
+        Err(e) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("model '{name}' is not ready: {e}"),
+        )),
     }
 }
 
@@ -117,7 +132,10 @@ async fn infer(
     let bytes = read_limited(body, declared, state.limits.max_request_bytes).await?;
     let header_length = headers
         .get(codec::HEADER_LENGTH)
-        .map(|v| v.to_str().map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text")))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text"))
+        })
         .transpose()?;
     let decoded = codec::decode_request(&bytes, header_length)?;
     let response = state.runtime.infer(&model, decoded.request).await?;
@@ -126,11 +144,17 @@ async fn infer(
     let headers = http.headers_mut();
     match encoded.header_length {
         Some(n) => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             headers.insert(codec::HEADER_LENGTH, HeaderValue::from(n));
         }
         None => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
     }
     Ok(with_version(http, response.model_version))

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Quick start: fetch ONNX Runtime, build modelbay, start it on 127.0.0.1:8080 with the registry in
+# ./modelbay-data, push the demo models (once) and keep serving until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+eval "$(scripts/fetch-models.sh)"
+cargo build --release --locked -p modelbay-cli
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/modelbay"
+LISTEN="${MODELBAY_LISTEN:-127.0.0.1:8080}"
+export MODELBAY_SERVER="http://$LISTEN"
+
+"$BIN" serve --listen "$LISTEN" --data-dir "${MODELBAY_DATA_DIR:-./modelbay-data}" &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER' INT TERM
+for _ in $(seq 100); do
+  curl -sf "$MODELBAY_SERVER/v2/health/ready" >/dev/null && break
+  sleep 0.1
+done
+
+push_once() { # name file description
+  if ! curl -sf "$MODELBAY_SERVER/api/v1/models/$1/versions" >/dev/null; then
+    "$BIN" push "$1" "fixtures/$2" --description "$3" --label demo=true
+  fi
+}
+push_once breast-cancer breast_cancer_lr.onnx "Breast cancer diagnosis: StandardScaler + LogisticRegression"
+push_once breast-cancer-rf breast_cancer_rf.onnx "Breast cancer diagnosis: RandomForest"
+push_once diabetes diabetes_gbr.onnx "Diabetes progression: GradientBoosting regressor"
+push_once credit-default credit_default.onnx "Credit-card default (ISLP Default data): LogisticRegression"
+push_once german-credit german_credit.onnx "German credit risk (UCI): one-hot + LogisticRegression"
+"$BIN" models
+
+cat <<MSG
+
+modelbay is serving on $MODELBAY_SERVER. Try:
+
+  curl -s $MODELBAY_SERVER/v2/models/credit-default/infer \\
+    -d '{"inputs":[{"name":"input","datatype":"FP32","shape":[2,3],"data":[[0,2500,30000],[1,300,15000]]}]}'
+
+Ctrl-C stops the server.
+MSG
+wait $SERVER
