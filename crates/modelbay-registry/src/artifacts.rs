@@ -30,18 +30,10 @@ impl ArtifactStore {
         })
     }
 
-    pub(crate) async fn exists(&self, digest: &str) -> Result<bool> {
-        match self.store.head(&blob_path(digest)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Stores the staged file under its digest unless an intact copy is already there. A
     /// multipart upload only becomes visible when complete, so readers never see half a blob.
     pub(crate) async fn put_staged(&self, staged: &StagedArtifact) -> Result<()> {
-        let path = ObjectPath::from(format!("blobs/sha256/{}", staged.digest_hex()));
+        let path = blob_path(staged.digest());
         match self.store.head(&path).await {
             Ok(meta) if meta.size == staged.size() => return Ok(()),
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}

@@ -99,9 +99,4 @@ impl Registry {
             .read_verified(&version.digest, version.size)
             .await
     }
-
-    /// Whether a blob with this digest is stored (used by tests and garbage collection).
-    pub async fn has_blob(&self, digest: &str) -> Result<bool> {
-        self.artifacts.exists(digest).await
-    }
 }

@@ -28,11 +28,6 @@ impl StagedArtifact {
         &self.digest
     }
 
-    /// Hex part of the digest.
-    pub(crate) fn digest_hex(&self) -> &str {
-        self.digest.trim_start_matches("sha256:")
-    }
-
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size

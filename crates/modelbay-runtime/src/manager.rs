@@ -19,16 +19,6 @@ pub struct RuntimeOptions {
     pub queue_capacity: usize,
 }
 
-impl Default for RuntimeOptions {
-    fn default() -> Self {
-        Self {
-            workers_per_model: 2,
-            intra_op_threads: 1,
-            queue_capacity: 1024,
-        }
-    }
-}
-
 /// A model version that is loaded and can serve.
 pub struct LoadedModel {
     pub record: VersionRecord,

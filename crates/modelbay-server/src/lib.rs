@@ -18,7 +18,6 @@ use tower_http::{
 };
 
 pub use error::ApiError;
-pub use v2::{EXTENSIONS, VERSION_HEADER};
 
 /// Size limits on what clients may send.
 #[derive(Debug, Clone)]
@@ -27,15 +26,6 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Largest model upload (413 beyond).
     pub max_upload_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_request_bytes: 64 << 20,
-            max_upload_bytes: 8 << 30,
-        }
-    }
 }
 
 /// What every handler can reach.

@@ -336,3 +336,54 @@ async fn startup_names_the_variable_when_onnx_runtime_is_missing() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("set ORT_DYLIB_PATH"));
     let _ = onnxruntime_library();
 }
+
+#[tokio::test]
+async fn a_crash_during_an_upload_leaves_no_version_and_no_debris() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), &[]).await;
+    assert_eq!(server.push("rf", "breast_cancer_rf.onnx").await.0, 201);
+    let bytes = std::fs::read(fixture("breast_cancer_rf.onnx")).unwrap();
+    let chunks: Vec<Vec<u8>> = bytes
+        .chunks(bytes.len() / 4 + 1)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let pid = server.pid();
+    let body =
+        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+            if i == 2 {
+                let killed = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                assert!(killed.unwrap().success());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, std::io::Error>(chunk)
+        });
+    let result = server
+        .http
+        .post(server.url("/api/v1/models/rf/versions"))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await;
+    assert!(result.is_err(), "the connection dies with the server");
+    server.wait();
+    let staged = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+    assert!(staged > 0, "the crash left a partial upload behind");
+
+    let restarted = TestServer::start_in(dir.path(), &[]).await;
+    let (_, versions) = restarted.get("/api/v1/models/rf/versions").await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "only the complete push exists"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0,
+        "startup clears partial uploads"
+    );
+    assert_eq!(
+        restarted.push("rf", "breast_cancer_rf.onnx").await.1["version"],
+        2
+    );
+}

@@ -18,10 +18,10 @@ use serde_json::json;
 use crate::{body::read_limited, error::ApiError, AppState};
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
-pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
+const EXTENSIONS: &[&str] = &["binary_tensor_data"];
 
 /// Response header naming the version that served a request.
-pub const VERSION_HEADER: &str = "x-modelbay-model-version";
+const VERSION_HEADER: &str = "x-modelbay-model-version";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
