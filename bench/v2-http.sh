@@ -119,16 +119,18 @@ stop_server() {
   if kill -0 "$pid" 2>/dev/null; then
     log "stopping $name (pid $pid)"
     # SIGTERM to the main process only: MLServer shuts its worker pool down
-    # itself, and hangs if the workers get the signal directly.
+    # itself, and hangs if the workers get the signal directly. (After a load
+    # run MLServer 1.7.1 still often hangs after "gRPC server shutdown
+    # complete"; the process-group signals below end it.)
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < 100; i++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
   fi
   # started under setsid, so pid is also its process-group id: whatever is
   # left of the group (worker processes, or the server itself if it ignored
-  # SIGTERM for 20s) gets SIGTERM, then SIGKILL.
+  # SIGTERM for 10s) gets SIGTERM, then SIGKILL.
   if kill -0 -- "-$pid" 2>/dev/null; then
     log "$name (group $pid) still running after SIGTERM; signalling the process group"
     kill -TERM -- "-$pid" 2>/dev/null || true
@@ -145,12 +147,8 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_server
-  if [[ -z "$RESULTS_DIR" ]]; then
-    rm -rf "$WORK"
-  else
-    rm -rf "$WORK"
-    log "results kept in $RESULTS_DIR"
-  fi
+  rm -rf "$WORK"
+  [[ -z "$RESULTS_DIR" ]] || log "results kept in $RESULTS_DIR"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -245,6 +243,9 @@ ensure_modelbay() {
     (cd "$REPO_ROOT" && cargo build --release -p modelbay-cli >&2) || die "cargo build failed"
     [[ -x "$MODELBAY_BIN" ]] || die "build finished but $MODELBAY_BIN does not exist (CARGO_TARGET_DIR? set MODELBAY_BIN)"
   fi
+  local newer
+  newer="$(cd "$REPO_ROOT" && find crates Cargo.toml Cargo.lock -newer "$MODELBAY_BIN" -type f -print -quit 2>/dev/null || true)"
+  [[ -z "$newer" ]] || log "WARNING: $MODELBAY_BIN is older than $newer; pass --build to benchmark the current sources"
   if [[ -z "${ORT_DYLIB_PATH:-}" || ! -e "${ORT_DYLIB_PATH:-}" ]]; then
     local exports
     exports="$("$REPO_ROOT/scripts/fetch-models.sh")" || die "scripts/fetch-models.sh failed"
@@ -409,7 +410,9 @@ report() {
   echo "- Load: wrk, ${DURATION}s per run after a ${WARMUP}s warm-up, 1 thread at c=1, 2 threads otherwise, keep-alive connections, timeout 10s"
   echo "- Machine: $(nproc) usable CPUs (nproc; $(nproc --all) installed), ${CPU_MODEL:-unknown CPU}, $(uname -sr)"
   echo "- **Server and wrk share the same CPUs** (no pinning); only one server runs at a time"
-  echo "- modelbay: ${MODELBAY_VERSION} (defaults: workers_per_model = nproc, intra_op_threads 1)"
+  local mb_env
+  mb_env="$(env | grep -E '^(MODELBAY_[A-Z_]+|RUST_LOG)=' | grep -vE '^MODELBAY_(BIN|CACHE)=' | sort | tr '\n' ' ' || true)"
+  echo "- modelbay: ${MODELBAY_VERSION}; settings: ${mb_env:-defaults (workers_per_model = nproc, intra_op_threads 1, log level info)}"
   echo "- MLServer: ${MLSERVER_VERSION}; parallel_workers=$MLSERVER_WORKERS$([[ $MLSERVER_WORKERS == 1 ]] && echo ' (MLServer default)'), access log off (debug=false), metrics $MLSERVER_METRICS"
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
