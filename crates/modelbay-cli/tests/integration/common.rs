@@ -179,7 +179,7 @@ impl Drop for TestServer {
     }
 }
 
-pub fn terminate(pid: u32) {
+fn terminate(pid: u32) {
     let status = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{expected, fixture, modelbay, onnxruntime_library, terminate, TestServer};
+use crate::common::{expected, fixture, modelbay, onnxruntime_library, TestServer};
 
 fn blob_count(data_dir: &Path) -> usize {
     std::fs::read_dir(data_dir.join("artifacts/blobs/sha256"))
@@ -279,30 +279,43 @@ async fn a_tampered_artifact_is_detected_when_loaded() {
     assert_eq!(second.get("/v2/health/live").await.0, 200);
 }
 
-#[tokio::test]
-async fn shutdown_lets_an_in_flight_upload_finish() {
-    let mut server = TestServer::start().await;
+/// Pushes the RandomForest fixture in four slow chunks, sending `signal` to the server just
+/// before the third chunk, i.e. while the upload is half sent.
+async fn upload_interrupted_by(
+    server: &TestServer,
+    signal: &'static str,
+) -> reqwest::Result<reqwest::Response> {
     let bytes = std::fs::read(fixture("breast_cancer_rf.onnx")).unwrap();
     let chunks: Vec<Vec<u8>> = bytes
         .chunks(bytes.len() / 4 + 1)
         .map(<[u8]>::to_vec)
         .collect();
-    let pid = server.pid();
-    let body =
-        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
-            if i == 1 {
-                terminate(pid); // the server is told to stop while the upload is half sent
+    let pid = server.pid().to_string();
+    let body = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| {
+        let pid = pid.clone();
+        async move {
+            if i == 2 {
+                let sent = std::process::Command::new("kill")
+                    .args([signal, &pid])
+                    .status();
+                assert!(sent.unwrap().success());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
             Ok::<_, std::io::Error>(chunk)
-        });
-    let response = server
+        }
+    });
+    server
         .http
         .post(server.url("/api/v1/models/rf/versions"))
         .body(reqwest::Body::wrap_stream(body))
         .send()
         .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_upload_finish() {
+    let mut server = TestServer::start().await;
+    let response = upload_interrupted_by(&server, "-TERM").await.unwrap();
     assert_eq!(response.status(), 201);
     assert!(
         server.wait().success(),
@@ -342,29 +355,7 @@ async fn a_crash_during_an_upload_leaves_no_version_and_no_debris() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start_in(dir.path(), &[]).await;
     assert_eq!(server.push("rf", "breast_cancer_rf.onnx").await.0, 201);
-    let bytes = std::fs::read(fixture("breast_cancer_rf.onnx")).unwrap();
-    let chunks: Vec<Vec<u8>> = bytes
-        .chunks(bytes.len() / 4 + 1)
-        .map(<[u8]>::to_vec)
-        .collect();
-    let pid = server.pid();
-    let body =
-        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
-            if i == 2 {
-                let killed = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-                assert!(killed.unwrap().success());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok::<_, std::io::Error>(chunk)
-        });
-    let result = server
-        .http
-        .post(server.url("/api/v1/models/rf/versions"))
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await;
+    let result = upload_interrupted_by(&server, "-KILL").await;
     assert!(result.is_err(), "the connection dies with the server");
     server.wait();
     let staged = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
