@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Requests that may wait per model version before 503 [default: 1024].
     #[arg(long, env = "MODELBAY_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Memory budget for loaded models in bytes; least recently used versions that no alias or
+    /// policy references are unloaded to stay under it [default: no budget].
+    #[arg(long, env = "MODELBAY_MAX_MODEL_MEMORY")]
+    pub max_model_memory: Option<u64>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -68,6 +72,7 @@ pub struct Settings {
     pub workers_per_model: usize,
     pub intra_op_threads: usize,
     pub queue_capacity: usize,
+    pub max_model_memory: Option<u64>,
     pub log_format: LogFormat,
 }
 
@@ -103,6 +108,7 @@ impl ServeArgs {
                 .unwrap_or(cpus),
             intra_op_threads: self.intra_op_threads.or(file.intra_op_threads).unwrap_or(1),
             queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
+            max_model_memory: self.max_model_memory.or(file.max_model_memory),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         })
     }

@@ -7,6 +7,7 @@ mod error;
 mod format;
 mod infer;
 mod name;
+mod routing;
 mod signature;
 mod tensor;
 
@@ -14,6 +15,7 @@ pub use datatype::DataType;
 pub use error::{Error, ErrorCode, Result};
 pub use format::ModelFormat;
 pub use infer::{InferRequest, InferResponse, ValidInferRequest};
-pub use name::{LabelKey, ModelName, VersionRef};
+pub use name::{parse_model_ref, validate_alias, LabelKey, ModelName, VersionRef};
+pub use routing::{RoutingPolicy, Target, WeightedTarget};
 pub use signature::{Signature, TensorSpec};
 pub use tensor::{element_count, parse_shape, Tensor, TensorData, MAX_TENSOR_ELEMENTS};

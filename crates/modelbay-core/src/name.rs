@@ -83,18 +83,25 @@ impl LabelKey {
 }
 
 /// Which version of a model a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VersionRef {
-    /// The newest version.
-    Latest,
+    /// Whatever the model's routing decides: its `production` alias, else its policy, else its
+    /// newest version.
+    Default,
     /// A pinned version number (starting at 1).
     Number(u32),
+    /// An alias such as `staging`.
+    Alias(String),
 }
 
 impl VersionRef {
-    /// Parses the `{v}` segment of a v2 URL: a positive version number.
+    /// Parses a version segment (`3`) or an alias (`staging`).
     pub fn parse(s: &str) -> Result<Self, Error> {
-        Self::parse_number(s).map(Self::Number)
+        if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+            return Self::parse_number(s).map(Self::Number);
+        }
+        check_name("version or alias", s)?;
+        Ok(Self::Alias(s.to_owned()))
     }
 
     /// Parses a positive version number.
@@ -112,9 +119,28 @@ impl VersionRef {
 impl fmt::Display for VersionRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Latest => f.write_str("latest"),
+            Self::Default => f.write_str("default"),
             Self::Number(n) => write!(f, "{n}"),
+            Self::Alias(a) => f.write_str(a),
         }
+    }
+}
+
+/// Parses `name`, `name@3` or `name@alias`, the model syntax used wherever a model is named.
+pub fn parse_model_ref(s: &str) -> Result<(ModelName, VersionRef), Error> {
+    match s.split_once('@') {
+        Some((name, version)) => Ok((ModelName::new(name)?, VersionRef::parse(version)?)),
+        None => Ok((ModelName::new(s)?, VersionRef::Default)),
+    }
+}
+
+/// Validates an alias name (same rules as model names; it must not be all digits).
+pub fn validate_alias(s: &str) -> Result<(), Error> {
+    match VersionRef::parse(s)? {
+        VersionRef::Alias(_) => Ok(()),
+        _ => Err(Error::InvalidName(format!(
+            "invalid alias '{s}': an alias cannot be a number"
+        ))),
     }
 }
 
@@ -151,10 +177,28 @@ mod tests {
     }
 
     #[test]
-    fn version_refs_are_positive_numbers() {
+    fn version_refs_are_positive_numbers_or_aliases() {
         assert_eq!(VersionRef::parse("3").unwrap(), VersionRef::Number(3));
-        for bad in ["0", "-1", "+1", "x", "", "99999999999"] {
+        assert_eq!(
+            VersionRef::parse("staging").unwrap(),
+            VersionRef::Alias("staging".into())
+        );
+        for bad in ["0", "-1", "+1", "X", "", "99999999999", "a/b"] {
             assert!(VersionRef::parse(bad).is_err(), "{bad}");
         }
+        assert!(validate_alias("2").is_err());
+    }
+
+    #[test]
+    fn model_refs_carry_an_optional_version_or_alias() {
+        let (name, v) = parse_model_ref("bc@7").unwrap();
+        assert_eq!((name.as_str(), v), ("bc", VersionRef::Number(7)));
+        assert_eq!(
+            parse_model_ref("bc@canary").unwrap().1,
+            VersionRef::Alias("canary".into())
+        );
+        assert_eq!(parse_model_ref("bc").unwrap().1, VersionRef::Default);
+        assert!(parse_model_ref("bc@").is_err());
+        assert!(parse_model_ref("@1").is_err());
     }
 }

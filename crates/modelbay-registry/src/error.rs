@@ -9,6 +9,10 @@ pub enum Error {
     ModelNotFound(String),
     #[error("model '{model}' has no version {version}")]
     VersionNotFound { model: String, version: u32 },
+    #[error("model '{model}' has no alias '{alias}'")]
+    AliasNotFound { model: String, alias: String },
+    #[error("{0}")]
+    Conflict(String),
     #[error("upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("upload is empty")]
@@ -34,7 +38,10 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(e) => e.code(),
-            Self::ModelNotFound(_) | Self::VersionNotFound { .. } => ErrorCode::NotFound,
+            Self::ModelNotFound(_) | Self::VersionNotFound { .. } | Self::AliasNotFound { .. } => {
+                ErrorCode::NotFound
+            }
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::EmptyUpload | Self::UploadInterrupted(_) => ErrorCode::InvalidArgument,
             Self::Corrupt { .. } => ErrorCode::DataCorruption,

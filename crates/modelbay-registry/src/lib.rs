@@ -8,17 +8,20 @@
 
 mod artifacts;
 mod error;
+mod events;
 mod metadata;
 mod records;
 mod staging;
+mod versioning;
 
 use std::{path::Path, sync::Arc};
 
 use bytes::Bytes;
-use modelbay_core::ModelName;
+use modelbay_core::{ModelName, RoutingPolicy};
 
 pub use error::{Error, Result};
-pub use records::{ModelSummary, NewVersion, VersionRecord};
+pub use events::MAX_EVENTS_PAGE;
+pub use records::{AliasRecord, Event, ModelSummary, NewVersion, VersionRecord};
 pub use staging::StagedArtifact;
 
 use artifacts::ArtifactStore;
@@ -91,6 +94,72 @@ impl Registry {
     /// The newest version of `model`.
     pub async fn latest_version(&self, model: &ModelName) -> Result<VersionRecord> {
         self.metadata.latest_version(model).await
+    }
+
+    /// Aliases of `model`, or of every model when `None`.
+    pub async fn aliases(&self, model: Option<&ModelName>) -> Result<Vec<AliasRecord>> {
+        self.metadata.aliases(model).await
+    }
+
+    /// Points `alias` at `version` (an audited move; the old target goes on the rollback stack).
+    pub async fn set_alias(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        actor: &str,
+    ) -> Result<()> {
+        modelbay_core::validate_alias(alias)?;
+        self.metadata.set_alias(model, alias, version, actor).await
+    }
+
+    /// Moves `alias` back one step; returns the version it now points at.
+    pub async fn rollback_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<u32> {
+        self.metadata.rollback_alias(model, alias, actor).await
+    }
+
+    /// Removes `alias`.
+    pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
+        self.metadata.delete_alias(model, alias, actor).await
+    }
+
+    /// The model's routing policy, if it has one.
+    pub async fn policy(&self, model: &ModelName) -> Result<Option<RoutingPolicy>> {
+        self.metadata.policy(model).await
+    }
+
+    /// Sets the routing policy (`None` removes it).
+    pub async fn set_policy(
+        &self,
+        model: &ModelName,
+        policy: Option<&RoutingPolicy>,
+        actor: &str,
+    ) -> Result<()> {
+        self.metadata.set_policy(model, policy, actor).await
+    }
+
+    /// Archives a version: kept, never served. Refused while referenced.
+    pub async fn archive_version(
+        &self,
+        model: &ModelName,
+        version: u32,
+        actor: &str,
+    ) -> Result<()> {
+        self.metadata
+            .retire_version(model, version, false, actor)
+            .await
+    }
+
+    /// Deletes a version's metadata. Refused while referenced. Its number is never reused.
+    pub async fn delete_version(&self, model: &ModelName, version: u32, actor: &str) -> Result<()> {
+        self.metadata
+            .retire_version(model, version, true, actor)
+            .await
+    }
+
+    /// Events after sequence number `since`, oldest first, optionally for one model.
+    pub async fn events(&self, model: Option<&str>, since: i64, limit: u32) -> Result<Vec<Event>> {
+        self.metadata.events(model, since, limit).await
     }
 
     /// Reads a version's artifact, re-verifying its size and digest.

@@ -1,4 +1,4 @@
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{collections::HashMap, path::Path, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use modelbay_core::{ModelFormat, ModelName};
@@ -14,12 +14,12 @@ use crate::{Error, ModelSummary, NewVersion, Result, StagedArtifact, VersionReco
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const VERSION_COLUMNS: &str = "model, version, digest, size, format, signature, description, \
-                               labels, created_at, created_by";
+                               labels, created_at, created_by, archived_at";
 
 /// Models, versions and events in SQL.
 #[derive(Clone)]
 pub(crate) struct MetadataStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl MetadataStore {
@@ -71,10 +71,13 @@ impl MetadataStore {
             labels: new.labels,
             created_at: now,
             created_by: new.created_by,
+            archived: false,
+            aliases: Vec::new(),
         };
-        sqlx::query(&format!(
-            "INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ))
+        sqlx::query(
+            "INSERT INTO versions (model, version, digest, size, format, signature, description, \
+             labels, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
         .bind(&record.model)
         .bind(version)
         .bind(&record.digest)
@@ -87,14 +90,15 @@ impl MetadataStore {
         .bind(&record.created_by)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO events (at, actor, kind, model, before, after) VALUES (?1, ?2, 'push', ?3, NULL, ?4)",
+        let after = serde_json::json!({ "version": record.version, "digest": record.digest });
+        crate::events::append(
+            &mut tx,
+            &record.created_by,
+            "push",
+            &record.model,
+            None,
+            Some(after),
         )
-        .bind(now)
-        .bind(&record.created_by)
-        .bind(&record.model)
-        .bind(to_json(&serde_json::json!({ "version": record.version, "digest": record.digest })))
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(record)
@@ -132,7 +136,10 @@ impl MetadataStore {
         if rows.is_empty() {
             return Err(Error::ModelNotFound(model.to_string()));
         }
-        rows.iter().map(decode_version).collect()
+        let aliases = self.alias_map(model).await?;
+        rows.iter()
+            .map(|row| decode_version(row, &aliases))
+            .collect()
     }
 
     pub(crate) async fn version(&self, model: &ModelName, version: u32) -> Result<VersionRecord> {
@@ -144,26 +151,41 @@ impl MetadataStore {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(row) => decode_version(&row),
+            Some(row) => decode_version(&row, &self.alias_map(model).await?),
             None => Err(self.missing(model, version).await),
         }
     }
 
     pub(crate) async fn latest_version(&self, model: &ModelName) -> Result<VersionRecord> {
         let row = sqlx::query(&format!(
-            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = ?1 ORDER BY version DESC LIMIT 1"
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = ?1 AND archived_at IS NULL \
+             ORDER BY version DESC LIMIT 1"
         ))
         .bind(model.as_str())
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(row) => decode_version(&row),
+            Some(row) => decode_version(&row, &self.alias_map(model).await?),
             None => Err(Error::ModelNotFound(model.to_string())),
         }
     }
 
+    /// Aliases of a model by the version they point at.
+    async fn alias_map(&self, model: &ModelName) -> Result<HashMap<u32, Vec<String>>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = ?1 ORDER BY alias")
+                .bind(model.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut map: HashMap<u32, Vec<String>> = HashMap::new();
+        for (alias, version) in rows {
+            map.entry(version as u32).or_default().push(alias);
+        }
+        Ok(map)
+    }
+
     /// Says whether the model or only the version is missing.
-    async fn missing(&self, model: &ModelName, version: u32) -> Error {
+    pub(crate) async fn missing(&self, model: &ModelName, version: u32) -> Error {
         let exists = sqlx::query("SELECT 1 FROM models WHERE name = ?1")
             .bind(model.as_str())
             .fetch_optional(&self.pool)
@@ -179,18 +201,20 @@ impl MetadataStore {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("registry records serialize to JSON")
 }
 
-fn decode_version(row: &SqliteRow) -> Result<VersionRecord> {
+fn decode_version(row: &SqliteRow, aliases: &HashMap<u32, Vec<String>>) -> Result<VersionRecord> {
+    let version = row.try_get::<i64, _>("version")? as u32;
+    let archived_at: Option<DateTime<Utc>> = row.try_get("archived_at")?;
     let format: String = row.try_get("format")?;
     let signature: String = row.try_get("signature")?;
     let labels: String = row.try_get("labels")?;
     let created_at: DateTime<Utc> = row.try_get("created_at")?;
     Ok(VersionRecord {
         model: row.try_get("model")?,
-        version: row.try_get::<i64, _>("version")? as u32,
+        version,
         digest: row.try_get("digest")?,
         size: row.try_get::<i64, _>("size")? as u64,
         format: ModelFormat::from_str(&format).map_err(|e| Error::Decode(e.to_string()))?,
@@ -199,5 +223,7 @@ fn decode_version(row: &SqliteRow) -> Result<VersionRecord> {
         labels: serde_json::from_str(&labels).map_err(|e| Error::Decode(e.to_string()))?,
         created_at,
         created_by: row.try_get("created_by")?,
+        archived: archived_at.is_some(),
+        aliases: aliases.get(&version).cloned().unwrap_or_default(),
     })
 }

@@ -30,6 +30,10 @@ pub struct VersionRecord {
     pub labels: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// Archived versions are kept but never served.
+    pub archived: bool,
+    /// Aliases pointing at this version now.
+    pub aliases: Vec<String>,
 }
 
 /// A model and a summary of its versions.
@@ -42,4 +46,30 @@ pub struct ModelSummary {
     pub version_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An alias and the version it points at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AliasRecord {
+    pub model: String,
+    pub alias: String,
+    pub version: u32,
+    pub updated_at: DateTime<Utc>,
+    /// Versions it pointed at before, most recent first (where rollback goes).
+    pub history: Vec<u32>,
+}
+
+/// One entry of the append-only event log: the audit trail and the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Monotonically increasing sequence number.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// `push`, `alias.set`, `alias.delete`, `alias.rollback`, `policy.set`, `policy.delete`,
+    /// `version.archive`, `version.delete`.
+    pub kind: String,
+    pub model: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
 }

@@ -19,6 +19,13 @@ pub enum Error {
     /// The file's format could not be recognised.
     #[error("could not recognise the model format; pass one explicitly (format={known})")]
     UnknownFormat { known: String },
+    /// A version loaded but failed its warm-up inference.
+    #[error("version {version} of model '{model}' failed its warm-up inference: {reason}")]
+    WarmUp {
+        model: String,
+        version: u32,
+        reason: String,
+    },
     /// A push carried invalid metadata.
     #[error("{0}")]
     InvalidMetadata(String),
@@ -39,6 +46,7 @@ impl Error {
             Self::Overloaded { .. } => ErrorCode::Overloaded,
             Self::UnknownFormat { .. } | Self::InvalidMetadata(_) => ErrorCode::InvalidArgument,
             Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
+            Self::WarmUp { .. } => ErrorCode::Unavailable,
         }
     }
 }

@@ -6,7 +6,12 @@ mod error;
 mod manager;
 mod operations;
 mod pool;
+mod routing;
+mod shadow;
+mod warmup;
 
 pub use error::{Error, Result};
 pub use manager::{LoadedModel, RuntimeOptions};
-pub use operations::{ModelMetadata, PushRequest, Runtime};
+pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};
+pub use routing::{Route, PRODUCTION};
+pub use shadow::{OutputAgreement, ShadowReport};

@@ -1,12 +1,23 @@
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
 
-use modelbay_core::{ModelName, VersionRef};
+use modelbay_core::{ModelName, Target, VersionRef};
 use modelbay_engines::{EngineSet, SessionOptions};
 use modelbay_registry::{Registry, VersionRecord};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
-use crate::{pool::SessionPool, Result};
+use crate::{
+    pool::SessionPool,
+    routing::{Route, Routes},
+    warmup, Error, Result,
+};
 
 /// How the runtime runs models.
 #[derive(Debug, Clone)]
@@ -17,29 +28,38 @@ pub struct RuntimeOptions {
     pub intra_op_threads: usize,
     /// Requests that may wait per loaded version before new ones are refused.
     pub queue_capacity: usize,
+    /// Memory budget for loaded models in bytes; least recently used unreferenced versions are
+    /// unloaded to stay under it. `None`: no budget.
+    pub max_model_memory: Option<u64>,
 }
 
-/// A model version that is loaded and can serve.
+/// A model version that is loaded, warmed up and can serve.
 pub struct LoadedModel {
     pub record: VersionRecord,
     /// Platform name reported in v2 metadata.
     pub platform: &'static str,
+    /// Estimated memory held (artifact size × sessions).
+    pub bytes: u64,
     pub(crate) pool: SessionPool,
 }
 
-type Slot = Arc<OnceCell<Arc<LoadedModel>>>;
+/// One (model, version) entry: loaded at most once, however many requests ask at the same time.
+#[derive(Default)]
+struct Slot {
+    cell: OnceCell<Arc<LoadedModel>>,
+    last_used: AtomicU64,
+}
 
-/// Decides which version serves a request and keeps loaded versions, loading each one once
-/// however many requests ask for it at the same time.
+/// Routes requests to versions and keeps loaded versions within the memory budget.
 ///
-/// Lock order: `latest` and `loaded` are never held together, and never across an await.
+/// Lock order: `routes` and `loaded` are never held together, and never across an await.
 pub(crate) struct ModelManager {
     registry: Registry,
     engines: EngineSet,
     options: RuntimeOptions,
-    /// Newest version number per model, so routing a request needs no database round trip.
-    latest: Mutex<HashMap<ModelName, u32>>,
-    loaded: Mutex<HashMap<(ModelName, u32), Slot>>,
+    started: Instant,
+    routes: Mutex<HashMap<ModelName, Arc<Routes>>>,
+    loaded: Mutex<HashMap<(ModelName, u32), Arc<Slot>>>,
 }
 
 impl ModelManager {
@@ -48,58 +68,95 @@ impl ModelManager {
             registry,
             engines,
             options,
-            latest: Mutex::default(),
+            started: Instant::now(),
+            routes: Mutex::default(),
             loaded: Mutex::default(),
         }
     }
 
-    /// The version number a reference points at.
-    pub(crate) async fn resolve(&self, model: &ModelName, version: VersionRef) -> Result<u32> {
-        match version {
-            VersionRef::Number(n) => Ok(n),
-            VersionRef::Latest => {
-                if let Some(&n) = self.latest.lock().get(model) {
-                    return Ok(n);
-                }
-                let record = self.registry.latest_version(model).await?;
-                self.note_version(model, record.version);
-                Ok(record.version)
-            }
+    /// The model's routing state (cached).
+    pub(crate) async fn routes(&self, model: &ModelName) -> Result<Arc<Routes>> {
+        if let Some(routes) = self.routes.lock().get(model) {
+            return Ok(routes.clone());
         }
+        let routes = Arc::new(Routes::load(&self.registry, model).await?);
+        self.routes.lock().insert(model.clone(), routes.clone());
+        Ok(routes)
     }
 
-    /// Records that `version` of `model` exists (after a push), keeping the newest.
-    pub(crate) fn note_version(&self, model: &ModelName, version: u32) {
-        let mut latest = self.latest.lock();
-        let entry = latest.entry(model.clone()).or_insert(version);
-        *entry = (*entry).max(version);
+    /// Forgets the cached routing state after a change, so the next request reads it again.
+    pub(crate) fn invalidate(&self, model: &ModelName) {
+        self.routes.lock().remove(model);
     }
 
-    /// The loaded model for a reference, loading it first if needed.
-    pub(crate) async fn get(
+    /// Routes a request and returns the loaded version that serves it.
+    pub(crate) async fn route(
         &self,
         model: &ModelName,
-        version: VersionRef,
-    ) -> Result<Arc<LoadedModel>> {
-        let number = self.resolve(model, version).await?;
+        version: &VersionRef,
+        sticky: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync),
+    ) -> Result<(Route, Arc<LoadedModel>)> {
+        let route = self.routes(model).await?.route(model, version, sticky)?;
+        let loaded = self.get(model, route.version).await?;
+        Ok((route, loaded))
+    }
+
+    /// The version a target points at now.
+    pub(crate) async fn resolve_target(&self, model: &ModelName, target: &Target) -> Result<u32> {
+        self.routes(model).await?.target(model, target)
+    }
+
+    /// The loaded version, loading and warming it first if needed.
+    pub(crate) async fn get(&self, model: &ModelName, version: u32) -> Result<Arc<LoadedModel>> {
         let slot = self
             .loaded
             .lock()
-            .entry((model.clone(), number))
+            .entry((model.clone(), version))
             .or_default()
             .clone();
-        slot.get_or_try_init(|| self.load(model, number))
-            .await
-            .cloned()
+        slot.last_used
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let mut fresh = false;
+        let loaded = slot
+            .cell
+            .get_or_try_init(|| {
+                fresh = true;
+                self.load(model, version)
+            })
+            .await;
+        if loaded.is_err() {
+            // Drop the failed slot unless someone replaced it meanwhile; the next request retries.
+            let mut map = self.loaded.lock();
+            if map
+                .get(&(model.clone(), version))
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                map.remove(&(model.clone(), version));
+            }
+        }
+        let loaded = loaded?.clone();
+        if fresh {
+            self.enforce_budget(model, version).await;
+        }
+        Ok(loaded)
     }
 
     async fn load(&self, model: &ModelName, number: u32) -> Result<Arc<LoadedModel>> {
         let record = self.registry.version(model, number).await?;
+        if record.archived {
+            return Err(modelbay_registry::Error::Conflict(format!(
+                "version {number} of model '{model}' is archived and cannot serve"
+            ))
+            .into());
+        }
         let engine = self.engines.get(record.format)?.clone();
         let artifact = self.registry.read_artifact(&record).await?;
         let options = self.options.clone();
         let label = (record.model.clone(), record.version);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        let workers = options.workers_per_model.max(1);
+        let bytes = artifact.len() as u64 * workers as u64;
+        let platform = engine.platform();
         let pool = tokio::task::spawn_blocking(move || {
             SessionPool::start(
                 &engine,
@@ -107,23 +164,123 @@ impl ModelManager {
                 &SessionOptions {
                     intra_op_threads: options.intra_op_threads,
                 },
-                options.workers_per_model,
+                workers,
                 options.queue_capacity,
                 label,
             )
         })
         .await??;
+        let request = warmup::request(&record.signature)?;
+        let outputs = record
+            .signature
+            .outputs
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        pool.run(request, outputs)
+            .await
+            .map_err(|e| Error::WarmUp {
+                model: record.model.clone(),
+                version: record.version,
+                reason: e.to_string(),
+            })?;
         tracing::info!(
             model = %record.model,
             version = record.version,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "model loaded"
+            "model loaded and warmed up"
         );
-        let platform = self.engines.get(record.format)?.platform();
         Ok(Arc::new(LoadedModel {
             record,
             platform,
+            bytes,
             pool,
         }))
+    }
+
+    /// Loaded versions with their state, for the repository index.
+    pub(crate) fn loaded_versions(&self) -> Vec<(ModelName, u32)> {
+        let map = self.loaded.lock();
+        map.iter()
+            .filter(|(_, slot)| slot.cell.initialized())
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Unloads versions of `model` (all, or those not in `keep`). In-flight requests hold their
+    /// own reference and finish; the sessions close when the last one does.
+    pub(crate) fn unload(&self, model: &ModelName, keep: &[u32]) -> Vec<u32> {
+        let mut map = self.loaded.lock();
+        let gone: Vec<u32> = map
+            .keys()
+            .filter(|(m, v)| m == model && !keep.contains(v))
+            .map(|(_, v)| *v)
+            .collect();
+        for v in &gone {
+            map.remove(&(model.clone(), *v));
+        }
+        gone
+    }
+
+    /// Unloads one version (after it is archived or deleted).
+    pub(crate) fn forget(&self, model: &ModelName, version: u32) {
+        self.loaded.lock().remove(&(model.clone(), version));
+    }
+
+    /// Unloads versions of `model` that its routing no longer references.
+    pub(crate) async fn release_unreferenced(&self, model: &ModelName) {
+        if let Ok(routes) = self.routes(model).await {
+            for v in self.unload(model, &routes.referenced(model)) {
+                tracing::info!(model = %model, version = v, "unloaded: no longer referenced");
+            }
+        }
+    }
+
+    /// Evicts least recently used unreferenced versions while over the memory budget.
+    async fn enforce_budget(&self, just_loaded: &ModelName, just_version: u32) {
+        let Some(budget) = self.options.max_model_memory else {
+            return;
+        };
+        let models: Vec<ModelName> = {
+            let map = self.loaded.lock();
+            let mut names: Vec<ModelName> = map.keys().map(|(m, _)| m.clone()).collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        let mut referenced = Vec::new();
+        for m in models {
+            if let Ok(routes) = self.routes(&m).await {
+                referenced.extend(routes.referenced(&m).into_iter().map(|v| (m.clone(), v)));
+            }
+        }
+        let mut map = self.loaded.lock();
+        let used = |map: &HashMap<(ModelName, u32), Arc<Slot>>| -> u64 {
+            map.values()
+                .filter_map(|s| s.cell.get())
+                .map(|l| l.bytes)
+                .sum()
+        };
+        while used(&map) > budget {
+            let victim = map
+                .iter()
+                .filter(|(key, slot)| {
+                    slot.cell.initialized()
+                        && !referenced.contains(key)
+                        && !(key.0 == *just_loaded && key.1 == just_version)
+                })
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+                .map(|(key, _)| key.clone());
+            let Some(victim) = victim else {
+                tracing::warn!(
+                    budget,
+                    used = used(&map),
+                    "model memory budget exceeded by referenced versions"
+                );
+                break;
+            };
+            tracing::info!(model = %victim.0, version = victim.1, "evicted to stay within the memory budget");
+            map.remove(&victim);
+        }
     }
 }

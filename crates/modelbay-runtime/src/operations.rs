@@ -1,14 +1,22 @@
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Instant,
+};
 
 use modelbay_core::{
-    InferRequest, InferResponse, LabelKey, ModelFormat, ModelName, Signature, ValidInferRequest,
-    VersionRef,
+    InferRequest, InferResponse, LabelKey, ModelFormat, ModelName, RoutingPolicy, Signature,
+    Target, ValidInferRequest, VersionRef,
 };
 use modelbay_engines::EngineSet;
-use modelbay_registry::{NewVersion, Registry, StagedArtifact, VersionRecord};
+use modelbay_registry::{AliasRecord, NewVersion, Registry, StagedArtifact, VersionRecord};
+use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 
-use crate::{manager::ModelManager, Error, LoadedModel, Result, RuntimeOptions};
+use crate::{
+    manager::ModelManager, routing::Route, shadow::ShadowReport, Error, LoadedModel, Result,
+    RuntimeOptions,
+};
 
 const MAX_DESCRIPTION: usize = 4096;
 const MAX_LABELS: usize = 64;
@@ -36,12 +44,30 @@ pub struct ModelMetadata {
     pub signature: Signature,
 }
 
+/// A request's destination: the route taken and the loaded version at its end.
+pub struct Routed {
+    pub route: Route,
+    pub model: Arc<LoadedModel>,
+    name: ModelName,
+}
+
+/// One row of the Triton-style repository index.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RepositoryEntry {
+    pub name: String,
+    pub version: String,
+    /// `READY` when loaded, else `UNAVAILABLE`.
+    pub state: &'static str,
+    pub reason: String,
+}
+
 /// The operations every protocol handler calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
     registry: Registry,
     engines: EngineSet,
     manager: Arc<ModelManager>,
+    shadows: Arc<Mutex<HashMap<ModelName, ShadowReport>>>,
 }
 
 impl Runtime {
@@ -55,7 +81,27 @@ impl Runtime {
             registry,
             engines,
             manager,
+            shadows: Arc::default(),
         }
+    }
+
+    /// Loads every version an alias or a routing policy references (at startup).
+    pub async fn load_referenced(&self) -> Result<()> {
+        let models = self.registry.models().await?;
+        let loads = models.iter().map(|m| async move {
+            let name = ModelName::new(&m.name)?;
+            let routes = self.manager.routes(&name).await?;
+            for version in routes.referenced(&name) {
+                if let Err(e) = self.manager.get(&name, version).await {
+                    tracing::error!(model = %name, version, error = %e, "could not load a referenced version");
+                }
+            }
+            Ok::<_, Error>(())
+        });
+        for result in futures::future::join_all(loads).await {
+            result?;
+        }
+        Ok(())
     }
 
     /// The registry, for read-only listings.
@@ -111,21 +157,50 @@ impl Runtime {
                 },
             )
             .await?;
-        self.manager.note_version(model, record.version);
+        self.manager.invalidate(model);
         tracing::info!(model = %model, version = record.version, digest = %record.digest, "version pushed");
         Ok(record)
     }
 
-    /// The loaded version a reference points at, loading it if needed. Handlers resolve the
-    /// model before decoding a request body, so an unknown model is a 404 whatever the body.
-    pub async fn model(&self, model: &ModelName, version: VersionRef) -> Result<Arc<LoadedModel>> {
-        self.manager.get(model, version).await
+    /// Routes a request (pinned version, alias or the model's default route) to a loaded
+    /// version. `header` looks up a request header, for sticky routing. Handlers call this
+    /// before decoding a body, so an unknown model is a 404 whatever the body.
+    pub async fn route(
+        &self,
+        model: &ModelName,
+        version: &VersionRef,
+        header: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync),
+    ) -> Result<Routed> {
+        let (route, loaded) = self.manager.route(model, version, header).await?;
+        Ok(Routed {
+            route,
+            model: loaded,
+            name: model.clone(),
+        })
     }
 
-    /// Validates a request against the serving version's signature and runs it.
-    pub async fn infer(&self, model: &LoadedModel, req: InferRequest) -> Result<InferResponse> {
+    /// Validates a request against the serving version's signature and runs it; when the route
+    /// has a shadow target, a copy runs there in the background and is only recorded.
+    pub async fn infer(&self, routed: &Routed, req: InferRequest) -> Result<InferResponse> {
+        let model = &routed.model;
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
+        let shadow_copy = routed
+            .route
+            .shadow
+            .as_ref()
+            .map(|t| (t.clone(), valid.clone()));
+        let started = Instant::now();
         let outputs = model.pool.run(valid.inputs, valid.outputs).await?;
+        if let Some((target, copy)) = shadow_copy {
+            let primary_ms = started.elapsed().as_secs_f64() * 1e3;
+            self.spawn_shadow(
+                routed.name.clone(),
+                target,
+                copy,
+                outputs.clone(),
+                primary_ms,
+            );
+        }
         Ok(InferResponse {
             model_name: model.record.model.clone(),
             model_version: model.record.version,
@@ -134,15 +209,230 @@ impl Runtime {
         })
     }
 
+    fn spawn_shadow(
+        &self,
+        model: ModelName,
+        target: Target,
+        req: ValidInferRequest,
+        primary: Vec<modelbay_core::Tensor>,
+        primary_ms: f64,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = async {
+                let version = this.manager.resolve_target(&model, &target).await?;
+                let loaded = this.manager.get(&model, version).await?;
+                let valid = ValidInferRequest::new(
+                    InferRequest {
+                        id: None,
+                        inputs: req.inputs,
+                        outputs: req.outputs,
+                    },
+                    &loaded.record.signature,
+                )?;
+                loaded.pool.run(valid.inputs, valid.outputs).await
+            }
+            .await;
+            let shadow_ms = started.elapsed().as_secs_f64() * 1e3;
+            let mut shadows = this.shadows.lock();
+            let report = shadows
+                .entry(model.clone())
+                .or_insert_with(|| ShadowReport::new(target.clone()));
+            match result {
+                Ok(outputs) => report.record(&primary, &outputs, primary_ms, shadow_ms),
+                Err(e) => {
+                    tracing::warn!(model = %model, shadow = %target, error = %e, "shadow request failed");
+                    report.record_error();
+                }
+            }
+        });
+    }
+
+    /// What the shadow target has done since the routing policy was last set.
+    pub async fn shadow_report(&self, model: &ModelName) -> Result<Option<ShadowReport>> {
+        let routes = self.manager.routes(model).await?;
+        let Some(target) = routes.policy.as_ref().and_then(|p| p.shadow.clone()) else {
+            return Ok(None);
+        };
+        let report = self.shadows.lock().get(model).cloned();
+        Ok(Some(report.unwrap_or_else(|| ShadowReport::new(target))))
+    }
+
+    /// Points `alias` at `version` with no failed request: the version is loaded and warmed up
+    /// first (a failure leaves the alias where it was), then the alias moves, then versions no
+    /// longer referenced are drained and unloaded.
+    pub async fn promote(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        actor: &str,
+    ) -> Result<AliasRecord> {
+        modelbay_core::validate_alias(alias)?;
+        self.manager.get(model, version).await?;
+        self.registry
+            .set_alias(model, alias, version, actor)
+            .await?;
+        self.after_routing_change(model).await;
+        self.alias(model, alias).await
+    }
+
+    /// Moves `alias` back to where it pointed before its last move (loaded and warmed first).
+    pub async fn rollback(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        actor: &str,
+    ) -> Result<AliasRecord> {
+        let record = self.alias(model, alias).await?;
+        if let Some(&previous) = record.history.first() {
+            self.manager.get(model, previous).await?;
+        }
+        self.registry.rollback_alias(model, alias, actor).await?;
+        self.after_routing_change(model).await;
+        self.alias(model, alias).await
+    }
+
+    /// Removes an alias.
+    pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
+        self.registry.delete_alias(model, alias, actor).await?;
+        self.after_routing_change(model).await;
+        Ok(())
+    }
+
+    /// One alias with its rollback history.
+    pub async fn alias(&self, model: &ModelName, alias: &str) -> Result<AliasRecord> {
+        self.registry
+            .aliases(Some(model))
+            .await?
+            .into_iter()
+            .find(|a| a.alias == alias)
+            .ok_or_else(|| {
+                modelbay_registry::Error::AliasNotFound {
+                    model: model.to_string(),
+                    alias: alias.to_owned(),
+                }
+                .into()
+            })
+    }
+
+    /// Sets or (with `None`) removes the routing policy; every target is loaded and warmed
+    /// before traffic moves.
+    pub async fn set_policy(
+        &self,
+        model: &ModelName,
+        policy: Option<RoutingPolicy>,
+        actor: &str,
+    ) -> Result<()> {
+        if let Some(policy) = &policy {
+            policy.validate()?;
+            let routes = self.manager.routes(model).await?;
+            for target in policy.targets() {
+                let version = routes.target(model, target)?;
+                self.manager.get(model, version).await?;
+            }
+        }
+        self.registry
+            .set_policy(model, policy.as_ref(), actor)
+            .await?;
+        self.shadows.lock().remove(model);
+        self.after_routing_change(model).await;
+        Ok(())
+    }
+
+    /// Archives (`delete` false) or deletes a version that nothing references.
+    pub async fn retire_version(
+        &self,
+        model: &ModelName,
+        version: u32,
+        delete: bool,
+        actor: &str,
+    ) -> Result<()> {
+        if delete {
+            self.registry.delete_version(model, version, actor).await?;
+        } else {
+            self.registry.archive_version(model, version, actor).await?;
+        }
+        self.manager.forget(model, version);
+        self.after_routing_change(model).await;
+        Ok(())
+    }
+
+    async fn after_routing_change(&self, model: &ModelName) {
+        self.manager.invalidate(model);
+        self.manager.release_unreferenced(model).await;
+    }
+
+    /// Every version of every model, with whether it is loaded (Triton's repository index).
+    pub async fn repository_index(&self) -> Result<Vec<RepositoryEntry>> {
+        let loaded = self.manager.loaded_versions();
+        let mut entries = Vec::new();
+        for model in self.registry.models().await? {
+            let name = ModelName::new(&model.name)?;
+            for v in self.registry.versions(&name).await? {
+                if v.archived {
+                    continue;
+                }
+                let ready = loaded.contains(&(name.clone(), v.version));
+                entries.push(RepositoryEntry {
+                    name: model.name.clone(),
+                    version: v.version.to_string(),
+                    state: if ready { "READY" } else { "UNAVAILABLE" },
+                    reason: if ready {
+                        String::new()
+                    } else {
+                        "not loaded".into()
+                    },
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Loads the version(s) that serve the model's traffic (Triton's repository load).
+    pub async fn load_model(&self, model: &ModelName) -> Result<()> {
+        self.manager.invalidate(model);
+        let routes = self.manager.routes(model).await?;
+        for version in routes.referenced(model) {
+            self.manager.get(model, version).await?;
+        }
+        Ok(())
+    }
+
+    /// Unloads every loaded version of the model (Triton's repository unload); in-flight
+    /// requests finish, and the next request loads it again.
+    pub async fn unload_model(&self, model: &ModelName) -> Result<()> {
+        self.manager.routes(model).await?;
+        self.manager.unload(model, &[]);
+        Ok(())
+    }
+
+    /// Routes like a request and loads the version, so that it is ready to serve; errors say
+    /// why not.
+    pub async fn ready(&self, model: &ModelName, version: &VersionRef) -> Result<u32> {
+        Ok(self
+            .route(model, version, &|_| None)
+            .await?
+            .model
+            .record
+            .version)
+    }
+
     /// Metadata of the version a reference points at.
-    pub async fn metadata(&self, model: &ModelName, version: VersionRef) -> Result<ModelMetadata> {
-        let number = self.manager.resolve(model, version).await?;
-        let record = self.registry.version(model, number).await?;
+    pub async fn metadata(&self, model: &ModelName, version: &VersionRef) -> Result<ModelMetadata> {
+        let route = self
+            .manager
+            .routes(model)
+            .await?
+            .route(model, version, &|_| None)?;
+        let record = self.registry.version(model, route.version).await?;
         let versions = self
             .registry
             .versions(model)
             .await?
             .iter()
+            .filter(|v| !v.archived)
             .map(|v| v.version)
             .collect();
         Ok(ModelMetadata {
@@ -152,11 +442,6 @@ impl Runtime {
             platform: self.engines.get(record.format)?.platform(),
             signature: record.signature,
         })
-    }
-
-    /// Loads the version (if it is not yet) so that it is ready to serve; errors say why not.
-    pub async fn ready(&self, model: &ModelName, version: VersionRef) -> Result<u32> {
-        Ok(self.manager.get(model, version).await?.record.version)
     }
 }
 

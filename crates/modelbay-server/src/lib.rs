@@ -6,6 +6,7 @@ mod body;
 pub mod error;
 mod management;
 mod v2;
+mod versioning_api;
 
 use axum::{
     http::{Method, Uri},
@@ -33,6 +34,14 @@ pub struct Limits {
 pub struct AppState {
     pub runtime: Runtime,
     pub limits: Limits,
+    /// Set once startup loading is done; `/v2/health/ready` answers 503 until then.
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// The whole HTTP application.
@@ -40,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::routes())
         .merge(management::routes())
+        .merge(versioning_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

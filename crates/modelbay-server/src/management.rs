@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/models/{model}/versions/{version}",
-            get(show_version),
+            get(show_version).delete(crate::versioning_api::delete_version),
         )
 }
 

@@ -1,7 +1,10 @@
 //! `modelbay serve`: builds the engines, registry and runtime, then serves HTTP until SIGINT or
 //! SIGTERM, letting in-flight requests finish.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
 
 use anyhow::Context;
 use modelbay_engines::EngineSet;
@@ -31,14 +34,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             workers_per_model: settings.workers_per_model,
             intra_op_threads: settings.intra_op_threads,
             queue_capacity: settings.queue_capacity,
+            max_model_memory: settings.max_model_memory,
         },
     );
+    let ready = Arc::new(AtomicBool::new(false));
+    // Versions that aliases and policies reference load in the background; readiness waits.
+    tokio::spawn({
+        let (runtime, ready) = (runtime.clone(), ready.clone());
+        async move {
+            if let Err(e) = runtime.load_referenced().await {
+                tracing::error!(error = %e, "loading referenced versions failed");
+            }
+            ready.store(true, Ordering::Release);
+        }
+    });
     let state = AppState {
         runtime,
         limits: Limits {
             max_request_bytes: settings.max_request_bytes,
             max_upload_bytes: settings.max_upload_bytes,
         },
+        ready,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -188,7 +188,10 @@ fn cases() -> Vec<Case> {
         raw_case("unknown model", "/v2/models/nope/infer", b"{}", 404, "model 'nope' not found"),
         raw_case("unknown version", "/v2/models/bc/versions/7/infer", b"{}", 404, "model 'bc' has no version 7"),
         raw_case("invalid model name", "/v2/models/Bad.Name/infer", b"{}", 400, "invalid model name 'Bad.Name'"),
-        raw_case("invalid version", "/v2/models/bc/versions/one/infer", b"{}", 400, "invalid model version 'one'"),
+        raw_case("unknown alias", "/v2/models/bc/versions/one/infer", b"{}", 404, "model 'bc' has no alias 'one'"),
+        raw_case("unknown inline alias", "/v2/models/bc@one/infer", b"{}", 404, "model 'bc' has no alias 'one'"),
+        raw_case("invalid version", "/v2/models/bc/versions/-1/infer", b"{}", 400, "invalid version or alias '-1'"),
+        raw_case("version given twice", "/v2/models/bc@1/versions/1/infer", b"{}", 400, "not both"),
         raw_case("version zero", "/v2/models/bc/versions/0/infer", b"{}", 400, "invalid model version '0'"),
         raw_case("unknown route", "/v2/nothing/here", b"", 404, "no route for POST /v2/nothing/here"),
         Case {

@@ -98,13 +98,32 @@ impl TestServer {
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server announced its address within 30s");
-        Self {
+        let server = Self {
             child,
             url,
             data_dir: data_dir.to_owned(),
             _temp: None,
-            http: reqwest::Client::new(),
+            // No idle connections: a server that answers an upload early (413, 400) closes the
+            // connection, and a pooled client could otherwise reuse the dead socket.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Waits until startup loading is done (`/v2/health/ready` answers 200).
+    pub async fn wait_ready(&self) {
+        for _ in 0..300 {
+            let response = self.http.get(self.url("/v2/health/ready")).send().await;
+            if response.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("server not ready within 30s");
     }
 
     pub fn pid(&self) -> u32 {

@@ -11,17 +11,20 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use modelbay_core::{ErrorCode, ModelName, VersionRef};
+use modelbay_core::{parse_model_ref, ErrorCode, ModelName, VersionRef};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::{body::read_limited, error::ApiError, AppState};
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
-const EXTENSIONS: &[&str] = &["binary_tensor_data"];
+const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
 
 /// Response header naming the version that served a request.
 const VERSION_HEADER: &str = "x-modelbay-model-version";
+
+/// Response header naming the alias a request was routed through, when there was one.
+const ALIAS_HEADER: &str = "x-modelbay-alias";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,6 +40,12 @@ pub fn routes() -> Router<AppState> {
             get(model_ready),
         )
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(repository_load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(repository_unload),
+        )
 }
 
 #[derive(Deserialize)]
@@ -46,13 +55,17 @@ struct ModelPath {
 }
 
 impl ModelPath {
+    /// The model segment may carry `@version` or `@alias`; the `versions/{v}` segment takes a
+    /// number or an alias. Giving both is ambiguous.
     fn parse(&self) -> Result<(ModelName, VersionRef), ApiError> {
-        let name = ModelName::new(&self.model)?;
-        let version = match &self.version {
-            Some(v) => VersionRef::parse(v)?,
-            None => VersionRef::Latest,
-        };
-        Ok((name, version))
+        let (name, inline) = parse_model_ref(&self.model)?;
+        match (&self.version, inline) {
+            (None, inline) => Ok((name, inline)),
+            (Some(v), VersionRef::Default) => Ok((name, VersionRef::parse(v)?)),
+            (Some(_), _) => Err(ApiError::invalid(
+                "give the version either as name@version or in the versions/{version} segment, not both",
+            )),
+        }
     }
 }
 
@@ -60,8 +73,16 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({ "live": true }))
 }
 
-async fn ready() -> Json<serde_json::Value> {
-    Json(json!({ "ready": true }))
+/// Ready once the versions that aliases and policies reference are loaded.
+async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.is_ready() {
+        Ok(Json(json!({ "ready": true })))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "starting: loading referenced model versions",
+        ))
+    }
 }
 
 async fn server_metadata() -> Json<serde_json::Value> {
@@ -77,7 +98,7 @@ async fn model_metadata(
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    let meta = state.runtime.metadata(&name, version).await?;
+    let meta = state.runtime.metadata(&name, &version).await?;
     let body = json!({
         "name": meta.name,
         "versions": meta.versions.iter().map(u32::to_string).collect::<Vec<_>>(),
@@ -93,7 +114,7 @@ async fn model_ready(
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    match state.runtime.ready(&name, version).await {
+    match state.runtime.ready(&name, &version).await {
         Ok(number) => {
             let body =
                 json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
@@ -116,7 +137,8 @@ async fn infer(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    let model = state.runtime.model(&name, version).await?;
+    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
+    let routed = state.runtime.route(&name, &version, &header).await?;
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         if encoding.as_bytes() != b"identity" {
             return Err(ApiError::new(
@@ -138,7 +160,7 @@ async fn infer(
         })
         .transpose()?;
     let decoded = codec::decode_request(&bytes, header_length)?;
-    let response = state.runtime.infer(&model, decoded.request).await?;
+    let response = state.runtime.infer(&routed, decoded.request).await?;
     let encoded = codec::encode_response(&response, &decoded.encoding);
     let mut http = (StatusCode::OK, encoded.body).into_response();
     let headers = http.headers_mut();
@@ -157,7 +179,32 @@ async fn infer(
             );
         }
     }
+    if let Some(alias) = &routed.route.alias {
+        if let Ok(value) = HeaderValue::from_str(alias) {
+            http.headers_mut().insert(ALIAS_HEADER, value);
+        }
+    }
     Ok(with_version(http, response.model_version))
+}
+
+async fn repository_index(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.runtime.repository_index().await?).into_response())
+}
+
+async fn repository_load(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    state.runtime.load_model(&ModelName::new(&model)?).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+async fn repository_unload(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    state.runtime.unload_model(&ModelName::new(&model)?).await?;
+    Ok(Json(json!({})).into_response())
 }
 
 fn with_version(mut response: Response, version: u32) -> Response {

@@ -1,0 +1,393 @@
+//! Aliases (with rollback history), routing policies and the version lifecycle. Every mutation
+//! is one transaction that also appends its event.
+
+use chrono::Utc;
+use modelbay_core::{ModelName, RoutingPolicy, Target};
+use serde_json::json;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{events::append, metadata::MetadataStore, AliasRecord, Error, Result};
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+/// Starts a write transaction. The first statement writes (touching the model row), so SQLite
+/// takes the write lock at once and concurrent writers wait instead of failing; it also tells us
+/// whether the model exists.
+async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<Tx<'a>> {
+    let mut tx = store.pool.begin().await?;
+    let touched = sqlx::query("UPDATE models SET updated_at = ?1 WHERE name = ?2")
+        .bind(Utc::now())
+        .bind(model.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if touched == 0 {
+        return Err(Error::ModelNotFound(model.to_string()));
+    }
+    Ok(tx)
+}
+
+/// Fails unless `version` exists and is not archived.
+async fn require_servable(tx: &mut Tx<'_>, model: &ModelName, version: u32) -> Result<()> {
+    let row = sqlx::query("SELECT archived_at IS NOT NULL AS archived FROM versions WHERE model = ?1 AND version = ?2")
+        .bind(model.as_str())
+        .bind(i64::from(version))
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        None => Err(Error::VersionNotFound {
+            model: model.to_string(),
+            version,
+        }),
+        Some(row) if row.try_get::<bool, _>("archived")? => Err(Error::Conflict(format!(
+            "version {version} of model '{model}' is archived"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn alias_version(tx: &mut Tx<'_>, model: &ModelName, alias: &str) -> Result<Option<u32>> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM aliases WHERE model = ?1 AND alias = ?2")
+            .bind(model.as_str())
+            .bind(alias)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(version.map(|v| v as u32))
+}
+
+async fn write_alias(tx: &mut Tx<'_>, model: &ModelName, alias: &str, version: u32) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO aliases (model, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (model, alias) DO UPDATE SET version = ?3, updated_at = ?4",
+    )
+    .bind(model.as_str())
+    .bind(alias)
+    .bind(i64::from(version))
+    .bind(Utc::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl MetadataStore {
+    /// Every alias of `model` (or of every model), with its rollback history.
+    pub(crate) async fn aliases(&self, model: Option<&ModelName>) -> Result<Vec<AliasRecord>> {
+        let rows = sqlx::query(
+            "SELECT model, alias, version, updated_at FROM aliases
+             WHERE ?1 IS NULL OR model = ?1 ORDER BY model, alias",
+        )
+        .bind(model.map(ModelName::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let history: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT model, alias, version FROM alias_history WHERE ?1 IS NULL OR model = ?1 ORDER BY seq DESC",
+        )
+        .bind(model.map(ModelName::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (m, a): (String, String) = (row.try_get("model")?, row.try_get("alias")?);
+                let history = history
+                    .iter()
+                    .filter(|(hm, ha, _)| *hm == m && *ha == a)
+                    .map(|(_, _, v)| *v as u32)
+                    .collect();
+                Ok(AliasRecord {
+                    version: row.try_get::<i64, _>("version")? as u32,
+                    updated_at: row.try_get("updated_at")?,
+                    model: m,
+                    alias: a,
+                    history,
+                })
+            })
+            .collect()
+    }
+
+    /// Points `alias` at `version`, remembering where it pointed before.
+    pub(crate) async fn set_alias(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = begin_write(self, model).await?;
+        require_servable(&mut tx, model, version).await?;
+        let before = alias_version(&mut tx, model, alias).await?;
+        if before == Some(version) {
+            return Ok(()); // already there: no move, no event
+        }
+        if let Some(previous) = before {
+            sqlx::query("INSERT INTO alias_history (model, alias, version) VALUES (?1, ?2, ?3)")
+                .bind(model.as_str())
+                .bind(alias)
+                .bind(i64::from(previous))
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_alias(&mut tx, model, alias, version).await?;
+        let before = before.map(|v| json!({ "alias": alias, "version": v }));
+        let after = json!({ "alias": alias, "version": version });
+        append(
+            &mut tx,
+            actor,
+            "alias.set",
+            model.as_str(),
+            before,
+            Some(after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves `alias` back to the version it pointed at before its last move.
+    pub(crate) async fn rollback_alias(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        actor: &str,
+    ) -> Result<u32> {
+        let mut tx = begin_write(self, model).await?;
+        let current =
+            alias_version(&mut tx, model, alias)
+                .await?
+                .ok_or_else(|| Error::AliasNotFound {
+                    model: model.to_string(),
+                    alias: alias.to_owned(),
+                })?;
+        let previous: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, version FROM alias_history WHERE model = ?1 AND alias = ?2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(model.as_str())
+        .bind(alias)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((seq, previous)) = previous else {
+            return Err(Error::Conflict(format!(
+                "alias '{alias}' of model '{model}' has no earlier version to roll back to"
+            )));
+        };
+        let previous = previous as u32;
+        require_servable(&mut tx, model, previous).await?;
+        sqlx::query("DELETE FROM alias_history WHERE seq = ?1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        write_alias(&mut tx, model, alias, previous).await?;
+        let before = json!({ "alias": alias, "version": current });
+        let after = json!({ "alias": alias, "version": previous });
+        append(
+            &mut tx,
+            actor,
+            "alias.rollback",
+            model.as_str(),
+            Some(before),
+            Some(after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Removes an alias (refused while the routing policy names it).
+    pub(crate) async fn delete_alias(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = begin_write(self, model).await?;
+        let current =
+            alias_version(&mut tx, model, alias)
+                .await?
+                .ok_or_else(|| Error::AliasNotFound {
+                    model: model.to_string(),
+                    alias: alias.to_owned(),
+                })?;
+        if let Some(policy) = policy_in(&mut tx, model).await? {
+            if policy
+                .targets()
+                .any(|t| *t == Target::Alias(alias.to_owned()))
+            {
+                return Err(Error::Conflict(format!(
+                    "alias '{alias}' is used by the routing policy of model '{model}'; change the policy first"
+                )));
+            }
+        }
+        for statement in [
+            "DELETE FROM aliases WHERE model = ?1 AND alias = ?2",
+            "DELETE FROM alias_history WHERE model = ?1 AND alias = ?2",
+        ] {
+            sqlx::query(statement)
+                .bind(model.as_str())
+                .bind(alias)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let before = json!({ "alias": alias, "version": current });
+        append(
+            &mut tx,
+            actor,
+            "alias.delete",
+            model.as_str(),
+            Some(before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn policy(&self, model: &ModelName) -> Result<Option<RoutingPolicy>> {
+        let mut conn = self.pool.acquire().await?;
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM policies WHERE model = ?1")
+                .bind(model.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
+    }
+
+    /// Sets (or with `None` removes) the routing policy; every target must resolve now.
+    pub(crate) async fn set_policy(
+        &self,
+        model: &ModelName,
+        policy: Option<&RoutingPolicy>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = begin_write(self, model).await?;
+        if let Some(policy) = policy {
+            policy.validate()?;
+            for target in policy.targets() {
+                match target {
+                    Target::Version(v) => require_servable(&mut tx, model, *v).await?,
+                    Target::Alias(a) => {
+                        alias_version(&mut tx, model, a).await?.ok_or_else(|| {
+                            Error::AliasNotFound {
+                                model: model.to_string(),
+                                alias: a.clone(),
+                            }
+                        })?;
+                    }
+                }
+            }
+        }
+        let before = policy_in(&mut tx, model).await?;
+        let (kind, after) = match policy {
+            Some(policy) => {
+                sqlx::query(
+                    "INSERT INTO policies (model, policy, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (model) DO UPDATE SET policy = ?2, updated_at = ?3",
+                )
+                .bind(model.as_str())
+                .bind(crate::metadata::to_json(policy))
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+                ("policy.set", Some(json!(policy)))
+            }
+            None => {
+                if before.is_none() {
+                    return Err(Error::Conflict(format!(
+                        "model '{model}' has no routing policy"
+                    )));
+                }
+                sqlx::query("DELETE FROM policies WHERE model = ?1")
+                    .bind(model.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                ("policy.delete", None)
+            }
+        };
+        append(
+            &mut tx,
+            actor,
+            kind,
+            model.as_str(),
+            before.map(|p| json!(p)),
+            after,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Archives or deletes a version, refused while an alias or the policy references it. The
+    /// blob stays: it is content-addressed and a concurrent push may be reusing it.
+    pub(crate) async fn retire_version(
+        &self,
+        model: &ModelName,
+        version: u32,
+        delete: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = begin_write(self, model).await?;
+        let digest: Option<String> =
+            sqlx::query_scalar("SELECT digest FROM versions WHERE model = ?1 AND version = ?2")
+                .bind(model.as_str())
+                .bind(i64::from(version))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let digest = digest.ok_or_else(|| Error::VersionNotFound {
+            model: model.to_string(),
+            version,
+        })?;
+        let aliases: Vec<String> =
+            sqlx::query_scalar("SELECT alias FROM aliases WHERE model = ?1 AND version = ?2")
+                .bind(model.as_str())
+                .bind(i64::from(version))
+                .fetch_all(&mut *tx)
+                .await?;
+        if !aliases.is_empty() {
+            return Err(Error::Conflict(format!(
+                "version {version} of model '{model}' is referenced by alias {}; move the alias first",
+                aliases.join(", ")
+            )));
+        }
+        if let Some(policy) = policy_in(&mut tx, model).await? {
+            if policy.targets().any(|t| *t == Target::Version(version)) {
+                return Err(Error::Conflict(format!(
+                    "version {version} of model '{model}' is referenced by the routing policy; change the policy first"
+                )));
+            }
+        }
+        let kind = if delete {
+            for statement in [
+                "DELETE FROM alias_history WHERE model = ?1 AND version = ?2",
+                "DELETE FROM versions WHERE model = ?1 AND version = ?2",
+            ] {
+                sqlx::query(statement)
+                    .bind(model.as_str())
+                    .bind(i64::from(version))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            "version.delete"
+        } else {
+            sqlx::query("UPDATE versions SET archived_at = ?3 WHERE model = ?1 AND version = ?2")
+                .bind(model.as_str())
+                .bind(i64::from(version))
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+            "version.archive"
+        };
+        let before = json!({ "version": version, "digest": digest });
+        append(&mut tx, actor, kind, model.as_str(), Some(before), None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn policy_in(tx: &mut Tx<'_>, model: &ModelName) -> Result<Option<RoutingPolicy>> {
+    let text: Option<String> = sqlx::query_scalar("SELECT policy FROM policies WHERE model = ?1")
+        .bind(model.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| Error::Decode(e.to_string())))
+        .transpose()
+}
