@@ -26,6 +26,20 @@ enum Command {
     Models(commands::list::ModelsArgs),
     /// List the versions of a model.
     Versions(commands::list::VersionsArgs),
+    /// Point an alias (default: production) at a version; it is loaded and warmed up first.
+    Promote(commands::versioning::PromoteArgs),
+    /// Move an alias back to the version it pointed at before its last move.
+    Rollback(commands::versioning::RollbackArgs),
+    /// List a model's aliases.
+    Aliases(commands::versioning::ModelArgs),
+    /// Split a model's traffic over aliases or versions, e.g. production=90 canary=10.
+    Traffic(commands::versioning::TrafficArgs),
+    /// Archive a version: kept, never served.
+    Archive(commands::versioning::VersionArgs),
+    /// Delete a version (its number is never reused).
+    Delete(commands::versioning::VersionArgs),
+    /// Show the audit trail of registry changes.
+    Audit(commands::versioning::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +60,13 @@ fn main() -> ExitCode {
             Command::Push(args) => commands::push::run(args).await,
             Command::Models(args) => commands::list::models(args).await,
             Command::Versions(args) => commands::list::versions(args).await,
+            Command::Promote(args) => commands::versioning::promote(args).await,
+            Command::Rollback(args) => commands::versioning::rollback(args).await,
+            Command::Aliases(args) => commands::versioning::aliases(args).await,
+            Command::Traffic(args) => commands::versioning::traffic(args).await,
+            Command::Archive(args) => commands::versioning::archive(args).await,
+            Command::Delete(args) => commands::versioning::delete(args).await,
+            Command::Audit(args) => commands::versioning::audit(args).await,
         }
     });
     match result {

@@ -29,7 +29,7 @@ async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
     decode(response).await
 }
 
-fn table(header: &[&str]) -> Table {
+pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_BORDERS_ONLY)
@@ -37,7 +37,7 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-fn text(v: &Value) -> String {
+pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -94,8 +94,13 @@ pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
                     .join(",")
             })
             .unwrap_or_default();
+        let mut aliases: Vec<String> = v["aliases"].as_array().into_iter().flatten().map(text).collect();
+        if v["archived"] == Value::Bool(true) {
+            aliases.push("(archived)".into());
+        }
         t.add_row(vec![
             text(&v["version"]),
+            aliases.join(","),
             digest.chars().take(19).collect(),
             text(&v["size"]),
             text(&v["format"]),

@@ -3,3 +3,4 @@
 pub mod list;
 pub mod push;
 pub mod serve;
+pub mod versioning;
