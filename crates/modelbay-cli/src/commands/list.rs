@@ -94,7 +94,12 @@ pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
                     .join(",")
             })
             .unwrap_or_default();
-        let mut aliases: Vec<String> = v["aliases"].as_array().into_iter().flatten().map(text).collect();
+        let mut aliases: Vec<String> = v["aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
         if v["archived"] == Value::Bool(true) {
             aliases.push("(archived)".into());
         }

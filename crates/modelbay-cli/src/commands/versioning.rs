@@ -81,7 +81,12 @@ pub struct AuditArgs {
     pub client: ClientArgs,
 }
 
-async fn send(client: &ClientArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+async fn send(
+    client: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let mut request = http().request(method, client.url(path));
     if let Some(body) = body {
         request = request.json(&body);
@@ -100,33 +105,63 @@ fn print_alias(client: &ClientArgs, record: &Value) -> anyhow::Result<()> {
     if client.json {
         println!("{}", serde_json::to_string_pretty(record)?);
     } else {
-        println!("{}@{} -> v{}", text(&record["model"]), text(&record["alias"]), text(&record["version"]));
+        println!(
+            "{}@{} -> v{}",
+            text(&record["model"]),
+            text(&record["alias"]),
+            text(&record["version"])
+        );
     }
     Ok(())
 }
 
 pub async fn promote(args: PromoteArgs) -> anyhow::Result<()> {
     let path = format!("/api/v1/models/{}/aliases/{}", args.name, args.alias);
-    let record = send(&args.client, reqwest::Method::PUT, &path, Some(json!({ "version": args.version }))).await?;
+    let record = send(
+        &args.client,
+        reqwest::Method::PUT,
+        &path,
+        Some(json!({ "version": args.version })),
+    )
+    .await?;
     print_alias(&args.client, &record)
 }
 
 pub async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
-    let path = format!("/api/v1/models/{}/aliases/{}/rollback", args.name, args.alias);
+    let path = format!(
+        "/api/v1/models/{}/aliases/{}/rollback",
+        args.name, args.alias
+    );
     let record = send(&args.client, reqwest::Method::POST, &path, None).await?;
     print_alias(&args.client, &record)
 }
 
 pub async fn aliases(args: ModelArgs) -> anyhow::Result<()> {
-    let body = send(&args.client, reqwest::Method::GET, &format!("/api/v1/models/{}/aliases", args.name), None).await?;
+    let body = send(
+        &args.client,
+        reqwest::Method::GET,
+        &format!("/api/v1/models/{}/aliases", args.name),
+        None,
+    )
+    .await?;
     if args.client.json {
         println!("{}", serde_json::to_string_pretty(&body["aliases"])?);
         return Ok(());
     }
     let mut t = table(&["ALIAS", "VERSION", "UPDATED", "PREVIOUS"]);
     for a in body["aliases"].as_array().into_iter().flatten() {
-        let history: Vec<String> = a["history"].as_array().into_iter().flatten().map(text).collect();
-        t.add_row(vec![text(&a["alias"]), text(&a["version"]), text(&a["updated_at"]), history.join(", ")]);
+        let history: Vec<String> = a["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        t.add_row(vec![
+            text(&a["alias"]),
+            text(&a["version"]),
+            text(&a["updated_at"]),
+            history.join(", "),
+        ]);
     }
     println!("{t}");
     Ok(())
@@ -136,12 +171,12 @@ pub async fn aliases(args: ModelArgs) -> anyhow::Result<()> {
 fn parse_split(arms: &[String]) -> anyhow::Result<Vec<Value>> {
     arms.iter()
         .map(|arm| {
-            let (target, weight) = arm
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("'{arm}' must be TARGET=WEIGHT, e.g. production=90"))?;
-            let weight: u32 = weight
-                .parse()
-                .map_err(|_| anyhow::anyhow!("weight '{weight}' in '{arm}' is not a whole number"))?;
+            let (target, weight) = arm.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("'{arm}' must be TARGET=WEIGHT, e.g. production=90")
+            })?;
+            let weight: u32 = weight.parse().map_err(|_| {
+                anyhow::anyhow!("weight '{weight}' in '{arm}' is not a whole number")
+            })?;
             Ok(json!({ "target": target, "weight": weight }))
         })
         .collect()
@@ -177,7 +212,10 @@ pub async fn traffic(args: TrafficArgs) -> anyhow::Result<()> {
 }
 
 pub async fn archive(args: VersionArgs) -> anyhow::Result<()> {
-    let path = format!("/api/v1/models/{}/versions/{}/archive", args.name, args.version);
+    let path = format!(
+        "/api/v1/models/{}/versions/{}/archive",
+        args.name, args.version
+    );
     send(&args.client, reqwest::Method::POST, &path, None).await?;
     println!("{} v{} archived", args.name, args.version);
     Ok(())

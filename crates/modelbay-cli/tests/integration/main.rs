@@ -6,3 +6,4 @@ mod common;
 mod inference;
 mod registry;
 mod tensors;
+mod versioning;
