@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod crash;
 mod inference;
 mod registry;
 mod tensors;
