@@ -76,14 +76,37 @@ impl TestServer {
 
     /// Starts a server on an existing data directory (to test restarts).
     pub async fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::launch(data_dir, extra, None).await
+    }
+
+    /// Starts a server whose `info` log goes to `data_dir/server.log` (read with [`Self::log`]).
+    pub async fn start_logging(extra: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(temp.path().join("server.log")).unwrap();
+        let mut server = Self::launch(temp.path(), extra, Some(log)).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// The server's log so far (for servers started with [`Self::start_logging`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    async fn launch(data_dir: &Path, extra: &[&str], log: Option<std::fs::File>) -> Self {
+        let (level, stderr) = match log {
+            Some(file) => ("info", Stdio::from(file)),
+            None => ("warn", Stdio::inherit()),
+        };
         let mut child = modelbay()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("ORT_DYLIB_PATH", onnxruntime_library())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the modelbay binary starts");
         let stdout = child.stdout.take().unwrap();

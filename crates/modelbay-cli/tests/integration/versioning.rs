@@ -633,3 +633,28 @@ async fn referenced_versions_load_at_startup() {
         ("READY", "READY", "UNAVAILABLE")
     );
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_load_a_version_once() {
+    let server = Arc::new(TestServer::start_logging(&[]).await);
+    three_versions(&server).await;
+    let requests: Vec<_> = (0..24)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                infer(&server, "/v2/models/bc/versions/2/infer", None)
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let log = server.log();
+    let loads = log
+        .lines()
+        .filter(|l| l.contains("model loaded and warmed up") && l.contains("version=2"))
+        .count();
+    assert_eq!(loads, 1, "{log}");
+}
