@@ -4,7 +4,7 @@
 use chrono::Utc;
 use modelbay_core::{ModelName, RoutingPolicy, Target};
 use serde_json::json;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::{events::append, metadata::MetadataStore, AliasRecord, Error, Result};
 
@@ -243,13 +243,7 @@ impl MetadataStore {
 
     pub(crate) async fn policy(&self, model: &ModelName) -> Result<Option<RoutingPolicy>> {
         let mut conn = self.pool.acquire().await?;
-        let text: Option<String> =
-            sqlx::query_scalar("SELECT policy FROM policies WHERE model = ?1")
-                .bind(model.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| Error::Decode(e.to_string())))
-            .transpose()
+        policy_in(&mut conn, model).await
     }
 
     /// Sets (or with `None` removes) the routing policy; every target must resolve now.
@@ -383,10 +377,13 @@ impl MetadataStore {
     }
 }
 
-async fn policy_in(tx: &mut Tx<'_>, model: &ModelName) -> Result<Option<RoutingPolicy>> {
+async fn policy_in(
+    conn: &mut SqliteConnection,
+    model: &ModelName,
+) -> Result<Option<RoutingPolicy>> {
     let text: Option<String> = sqlx::query_scalar("SELECT policy FROM policies WHERE model = ?1")
         .bind(model.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(conn)
         .await?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| Error::Decode(e.to_string())))
         .transpose()
