@@ -107,7 +107,7 @@ impl MetadataStore {
     pub(crate) async fn models(&self) -> Result<Vec<ModelSummary>> {
         let rows = sqlx::query(
             "SELECT m.name, m.created_at, m.updated_at,
-                    (SELECT MAX(version) FROM versions v WHERE v.model = m.name) AS latest,
+                    (SELECT COALESCE(MAX(version), 0) FROM versions v WHERE v.model = m.name) AS latest,
                     (SELECT COUNT(*) FROM versions v WHERE v.model = m.name) AS count
              FROM models m ORDER BY m.name",
         )
@@ -134,7 +134,11 @@ impl MetadataStore {
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            return Err(Error::ModelNotFound(model.to_string()));
+            // A model whose versions were all deleted still exists, with none.
+            return match self.missing(model, 0).await {
+                Error::VersionNotFound { .. } => Ok(Vec::new()),
+                other => Err(other),
+            };
         }
         let aliases = self.alias_map(model).await?;
         rows.iter()

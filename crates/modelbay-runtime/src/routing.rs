@@ -1,5 +1,5 @@
 //! Which version serves a request: pinned number, alias, or the model's default route
-//! (`production` alias, else routing policy, else newest version). The per-model routing state
+//! (routing policy, else `production` alias, else newest version). The per-model routing state
 //! is cached and refreshed whenever this process changes it.
 
 use std::collections::HashMap;
@@ -97,21 +97,29 @@ impl Routes {
             VersionRef::Number(n) => Ok(plain(*n, None)),
             VersionRef::Alias(a) => Ok(plain(self.alias(model, a)?, Some(a))),
             VersionRef::Default => {
-                if let Some(&v) = self.aliases.get(PRODUCTION) {
-                    return Ok(plain(v, Some(PRODUCTION)));
-                }
+                // An explicit traffic policy wins: `modelbay traffic m production=90 canary=10`
+                // must take effect while `production` exists.
                 if let Some(policy) = &self.policy {
                     let key = policy.sticky_header.as_deref().and_then(sticky);
                     let target = policy.pick(key.as_deref(), fastrand::u64(..));
+                    let version = self.target(model, target)?;
                     let alias = match target {
                         Target::Alias(a) => Some(a.clone()),
                         Target::Version(_) => None,
                     };
+                    // Shadowing the version that already answers would compare it with itself.
+                    let shadow = policy
+                        .shadow
+                        .clone()
+                        .filter(|s| self.target(model, s).is_ok_and(|v| v != version));
                     return Ok(Route {
-                        version: self.target(model, target)?,
+                        version,
                         alias,
-                        shadow: policy.shadow.clone(),
+                        shadow,
                     });
+                }
+                if let Some(&v) = self.aliases.get(PRODUCTION) {
+                    return Ok(plain(v, Some(PRODUCTION)));
                 }
                 self.newest
                     .map(|v| plain(v, None))
@@ -127,7 +135,7 @@ impl Routes {
         if let Some(policy) = &self.policy {
             versions.extend(policy.targets().filter_map(|t| self.target(model, t).ok()));
         }
-        if !self.aliases.contains_key(PRODUCTION) && self.policy.is_none() {
+        if self.policy.is_none() && !self.aliases.contains_key(PRODUCTION) {
             versions.extend(self.newest);
         }
         versions.sort_unstable();

@@ -289,9 +289,11 @@ async fn the_cli_promotes_rolls_back_and_shows_the_audit_trail() {
 async fn a_weighted_split_matches_its_weights_over_10000_requests() {
     let server = Arc::new(TestServer::start().await);
     three_versions(&server).await;
-    promote(&server, "bc", "stable", 1).await;
+    promote(&server, "bc", "production", 1).await;
     promote(&server, "bc", "canary", 2).await;
-    let policy = json!({ "split": [{ "target": "stable", "weight": 90 }, { "target": "canary", "weight": 10 }] });
+    // The policy routes unpinned traffic even though `production` exists: this is the
+    // `modelbay traffic bc production=90 canary=10` canary.
+    let policy = json!({ "split": [{ "target": "production", "weight": 90 }, { "target": "canary", "weight": 10 }] });
     let (status, body) = send(&server, "PUT", "/api/v1/models/bc/policy", Some(policy)).await;
     assert_eq!(status, 200, "{body}");
 
@@ -321,6 +323,41 @@ async fn a_weighted_split_matches_its_weights_over_10000_requests() {
         "canary got {canary:.2}% of traffic: {counts:?}"
     );
     assert_eq!(counts.len(), 2, "{counts:?}");
+
+    // Without the policy, `production` takes all unpinned traffic again.
+    assert_eq!(
+        send(&server, "DELETE", "/api/v1/models/bc/policy", None)
+            .await
+            .0,
+        204
+    );
+    for _ in 0..20 {
+        assert_eq!(infer(&server, "/v2/models/bc/infer", None).await.1, Some(1));
+    }
+}
+
+#[tokio::test]
+async fn a_model_whose_versions_are_all_deleted_is_listed_and_not_served() {
+    let server = TestServer::start().await;
+    assert_eq!(server.push("gone", "breast_cancer_lr.onnx").await.0, 201);
+    assert_eq!(
+        send(&server, "DELETE", "/api/v1/models/gone/versions/1", None)
+            .await
+            .0,
+        204
+    );
+    let (status, models) = server.get("/api/v1/models").await;
+    assert_eq!(status, 200, "{models}");
+    assert_eq!(models["models"][0]["version_count"], 0);
+    assert_eq!(infer(&server, "/v2/models/gone/infer", None).await.0, 404);
+    assert_eq!(
+        send(&server, "POST", "/v2/repository/index", None).await.0,
+        200
+    );
+    assert_eq!(
+        server.push("gone", "breast_cancer_lr.onnx").await.1["version"],
+        2
+    );
 }
 
 /// A tiny thread-safe counter map, so the test needs no extra lock crate.
