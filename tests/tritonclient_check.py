@@ -30,6 +30,7 @@ NUMPY = {
 MODELS = ["breast_cancer_lr", "breast_cancer_rf", "breast_cancer_mlp", "diabetes_gbr",
           "credit_default", "german_credit", "all_types_identity"]
 checks = 0
+ADDRESS = None
 
 
 def check(condition, message):
@@ -79,6 +80,8 @@ def push(address, name, path):
 
 
 def run(address):
+    global ADDRESS
+    ADDRESS = address
     client = httpclient.InferenceServerClient(url=address)
     check(client.is_server_live(), "server live")
     check(client.is_server_ready(), "server ready")
@@ -137,6 +140,26 @@ def run(address):
     except InferenceServerException as e:
         check("has shape [1, 29]" in str(e), str(e))
     check(not client.is_model_ready("no-such-model"), "unknown model is not ready")
+
+    # An alias works wherever tritonclient takes a model version.
+    request = urllib.request.Request(
+        f"http://{ADDRESS}/api/v1/models/breast-cancer-lr/aliases/production",
+        data=json.dumps({"version": 1}).encode(), method="PUT", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        check(response.status == 200, "promote")
+    result = client.infer("breast-cancer-lr", [inp], model_version="production")
+    check(result.get_response()["model_version"] == "1", "served through the alias")
+    check(client.is_model_ready("breast-cancer-lr", "production"), "alias ready")
+
+    # Triton's model repository extension.
+    index = {(m["name"], m["version"]): m["state"] for m in client.get_model_repository_index()}
+    check(index[("breast-cancer-lr", "1")] == "READY", f"index: {index}")
+    client.unload_model("breast-cancer-lr")
+    index = {(m["name"], m["version"]): m["state"] for m in client.get_model_repository_index()}
+    check(index[("breast-cancer-lr", "1")] == "UNAVAILABLE", f"index after unload: {index}")
+    client.load_model("breast-cancer-lr")
+    index = {(m["name"], m["version"]): m["state"] for m in client.get_model_repository_index()}
+    check(index[("breast-cancer-lr", "1")] == "READY", f"index after load: {index}")
 
 
 def main():
