@@ -30,7 +30,6 @@ NUMPY = {
 MODELS = ["breast_cancer_lr", "breast_cancer_rf", "breast_cancer_mlp", "diabetes_gbr",
           "credit_default", "german_credit", "all_types_identity"]
 checks = 0
-ADDRESS = None
 
 
 def check(condition, message):
@@ -80,8 +79,6 @@ def push(address, name, path):
 
 
 def run(address):
-    global ADDRESS
-    ADDRESS = address
     client = httpclient.InferenceServerClient(url=address)
     check(client.is_server_live(), "server live")
     check(client.is_server_ready(), "server ready")
@@ -143,7 +140,7 @@ def run(address):
 
     # An alias works wherever tritonclient takes a model version.
     request = urllib.request.Request(
-        f"http://{ADDRESS}/api/v1/models/breast-cancer-lr/aliases/production",
+        f"http://{address}/api/v1/models/breast-cancer-lr/aliases/production",
         data=json.dumps({"version": 1}).encode(), method="PUT", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:
         check(response.status == 200, "promote")
