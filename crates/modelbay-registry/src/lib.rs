@@ -21,7 +21,7 @@ use modelbay_core::{ModelName, RoutingPolicy};
 
 pub use error::{Error, Result};
 pub use events::MAX_EVENTS_PAGE;
-pub use records::{AliasRecord, Event, ModelSummary, NewVersion, VersionRecord};
+pub use records::{AliasRecord, Event, ModelSummary, NewVersion, RoutingSnapshot, VersionRecord};
 pub use staging::StagedArtifact;
 
 use artifacts::ArtifactStore;
@@ -121,6 +121,12 @@ impl Registry {
     /// Removes `alias`.
     pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
         self.metadata.delete_alias(model, alias, actor).await
+    }
+
+    /// Aliases, policy and newest version of `model` as of one instant; `None` if the model
+    /// does not exist.
+    pub async fn routing_snapshot(&self, model: &ModelName) -> Result<Option<RoutingSnapshot>> {
+        self.metadata.routing_snapshot(model).await
     }
 
     /// The model's routing policy, if it has one.

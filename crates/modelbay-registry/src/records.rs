@@ -73,3 +73,13 @@ pub struct Event {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
 }
+
+/// What routing needs to know about a model, read consistently in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingSnapshot {
+    /// Alias names and the versions they point at.
+    pub aliases: Vec<(String, u32)>,
+    pub policy: Option<modelbay_core::RoutingPolicy>,
+    /// Newest version that is not archived.
+    pub newest: Option<u32>,
+}

@@ -6,7 +6,7 @@ use modelbay_core::{ModelName, RoutingPolicy, Target};
 use serde_json::json;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
-use crate::{events::append, metadata::MetadataStore, AliasRecord, Error, Result};
+use crate::{events::append, metadata::MetadataStore, AliasRecord, Error, Result, RoutingSnapshot};
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
@@ -239,6 +239,40 @@ impl MetadataStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Aliases, policy and newest servable version, read in one transaction so that they are
+    /// consistent with each other. `None` when the model does not exist.
+    pub(crate) async fn routing_snapshot(
+        &self,
+        model: &ModelName,
+    ) -> Result<Option<RoutingSnapshot>> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM models WHERE name = ?1")
+            .bind(model.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let aliases: Vec<(String, i64)> =
+            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = ?1")
+                .bind(model.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM versions WHERE model = ?1 AND archived_at IS NULL",
+        )
+        .bind(model.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let policy = policy_in(&mut tx, model).await?;
+        tx.commit().await?;
+        Ok(Some(RoutingSnapshot {
+            aliases: aliases.into_iter().map(|(a, v)| (a, v as u32)).collect(),
+            policy,
+            newest: newest.map(|v| v as u32),
+        }))
     }
 
     pub(crate) async fn policy(&self, model: &ModelName) -> Result<Option<RoutingPolicy>> {

@@ -19,6 +19,14 @@ pub enum Error {
     /// The file's format could not be recognised.
     #[error("could not recognise the model format; pass one explicitly (format={known})")]
     UnknownFormat { known: String },
+    /// A stored version could not be opened by its engine (it passed validation at push, so
+    /// this is the server's problem, not the caller's).
+    #[error("version {version} of model '{model}' could not be loaded: {reason}")]
+    LoadFailed {
+        model: String,
+        version: u32,
+        reason: String,
+    },
     /// A version loaded but failed its warm-up inference.
     #[error("version {version} of model '{model}' failed its warm-up inference: {reason}")]
     WarmUp {
@@ -46,7 +54,7 @@ impl Error {
             Self::Overloaded { .. } => ErrorCode::Overloaded,
             Self::UnknownFormat { .. } | Self::InvalidMetadata(_) => ErrorCode::InvalidArgument,
             Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
-            Self::WarmUp { .. } => ErrorCode::Unavailable,
+            Self::WarmUp { .. } | Self::LoadFailed { .. } => ErrorCode::Unavailable,
         }
     }
 }

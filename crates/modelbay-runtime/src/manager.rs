@@ -58,8 +58,16 @@ pub(crate) struct ModelManager {
     engines: EngineSet,
     options: RuntimeOptions,
     started: Instant,
-    routes: Mutex<HashMap<ModelName, Arc<Routes>>>,
+    routes: Mutex<RouteCache>,
     loaded: Mutex<HashMap<(ModelName, u32), Arc<Slot>>>,
+}
+
+/// Cached routing state plus a generation per model: a read that started before an
+/// invalidation must not put its (older) answer back in the cache.
+#[derive(Default)]
+struct RouteCache {
+    entries: HashMap<ModelName, Arc<Routes>>,
+    generation: HashMap<ModelName, u64>,
 }
 
 impl ModelManager {
@@ -76,17 +84,27 @@ impl ModelManager {
 
     /// The model's routing state (cached).
     pub(crate) async fn routes(&self, model: &ModelName) -> Result<Arc<Routes>> {
-        if let Some(routes) = self.routes.lock().get(model) {
-            return Ok(routes.clone());
-        }
+        let generation = {
+            let cache = self.routes.lock();
+            if let Some(routes) = cache.entries.get(model) {
+                return Ok(routes.clone());
+            }
+            cache.generation.get(model).copied().unwrap_or(0)
+        };
         let routes = Arc::new(Routes::load(&self.registry, model).await?);
-        self.routes.lock().insert(model.clone(), routes.clone());
+        let mut cache = self.routes.lock();
+        if cache.generation.get(model).copied().unwrap_or(0) == generation {
+            cache.entries.insert(model.clone(), routes.clone());
+        }
         Ok(routes)
     }
 
-    /// Forgets the cached routing state after a change, so the next request reads it again.
+    /// Forgets the cached routing state after a change, so the next request reads it again;
+    /// reads already in flight will not cache what they found.
     pub(crate) fn invalidate(&self, model: &ModelName) {
-        self.routes.lock().remove(model);
+        let mut cache = self.routes.lock();
+        cache.entries.remove(model);
+        *cache.generation.entry(model.clone()).or_default() += 1;
     }
 
     /// Routes a request and returns the loaded version that serves it.
@@ -169,7 +187,12 @@ impl ModelManager {
                 label,
             )
         })
-        .await??;
+        .await?
+        .map_err(|e| Error::LoadFailed {
+            model: record.model.clone(),
+            version: record.version,
+            reason: e.to_string(),
+        })?;
         let request = warmup::request(&record.signature)?;
         let outputs = record
             .signature

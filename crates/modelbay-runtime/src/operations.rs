@@ -109,9 +109,99 @@ impl Runtime {
         &self.registry
     }
 
+    /// Runs a change and the cache invalidation that follows it on a task of its own: a client
+    /// that disconnects half-way must not leave a change committed but not applied.
+    async fn to_completion<T, F, Fut>(&self, change: F) -> Result<T>
+    where
+        F: FnOnce(Runtime) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(change(self.clone())).await?
+    }
+
+    /// Validates a staged upload with its engine (format, signature, non-tensor outputs, a
+    /// warm-up inference) and publishes it as the model's next version.
+    pub async fn push(
+        &self,
+        model: &ModelName,
+        staged: StagedArtifact,
+        req: PushRequest,
+    ) -> Result<VersionRecord> {
+        let model = model.clone();
+        self.to_completion(move |rt| async move { rt.push_now(&model, staged, req).await })
+            .await
+    }
+
+    /// Points `alias` at `version` with no failed request: the version is loaded and warmed up
+    /// first (a failure leaves the alias where it was), then the alias moves, then versions no
+    /// longer referenced are drained and unloaded.
+    pub async fn promote(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        actor: &str,
+    ) -> Result<AliasRecord> {
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+        self.to_completion(move |rt| async move {
+            rt.promote_now(&model, &alias, version, &actor).await
+        })
+        .await
+    }
+
+    /// Moves `alias` back to where it pointed before its last move (loaded and warmed first).
+    pub async fn rollback(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        actor: &str,
+    ) -> Result<AliasRecord> {
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+        self.to_completion(move |rt| async move { rt.rollback_now(&model, &alias, &actor).await })
+            .await
+    }
+
+    /// Removes an alias.
+    pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+        self.to_completion(
+            move |rt| async move { rt.delete_alias_now(&model, &alias, &actor).await },
+        )
+        .await
+    }
+
+    /// Sets or (with `None`) removes the routing policy; every target is loaded and warmed
+    /// before traffic moves.
+    pub async fn set_policy(
+        &self,
+        model: &ModelName,
+        policy: Option<RoutingPolicy>,
+        actor: &str,
+    ) -> Result<()> {
+        let (model, actor) = (model.clone(), actor.to_owned());
+        self.to_completion(move |rt| async move { rt.set_policy_now(&model, policy, &actor).await })
+            .await
+    }
+
+    /// Archives (`delete` false) or deletes a version that nothing references.
+    pub async fn retire_version(
+        &self,
+        model: &ModelName,
+        version: u32,
+        delete: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let (model, actor) = (model.clone(), actor.to_owned());
+        self.to_completion(move |rt| async move {
+            rt.retire_version_now(&model, version, delete, &actor).await
+        })
+        .await
+    }
+
     /// Validates a staged upload with its engine (format, signature, non-tensor outputs) and
     /// publishes it as the model's next version.
-    pub async fn push(
+    async fn push_now(
         &self,
         model: &ModelName,
         staged: StagedArtifact,
@@ -142,7 +232,21 @@ impl Runtime {
         };
         let path = staged.path().to_owned();
         let inspector = engine.clone();
-        let signature = tokio::task::spawn_blocking(move || inspector.inspect(&path)).await??;
+        let signature = tokio::task::spawn_blocking(move || -> Result<Signature> {
+            let signature = inspector.inspect(&path)?;
+            // The version must answer its warm-up request before it is accepted, so that a push
+            // can never put an unservable version on a model's default route.
+            let bytes = std::fs::read(&path).map_err(modelbay_registry::Error::from)?;
+            let mut session = inspector.open(&bytes, &modelbay_engines::SessionOptions::default())?;
+            let outputs: Vec<String> = signature.outputs.iter().map(|o| o.name.clone()).collect();
+            session
+                .run(&crate::warmup::request(&signature)?, &outputs)
+                .map_err(|e| Error::InvalidMetadata(format!(
+                    "the model failed its warm-up inference (zeros, dynamic dimensions set to 1): {e}"
+                )))?;
+            Ok(signature)
+        })
+        .await??;
         let record = self
             .registry
             .publish(
@@ -157,8 +261,16 @@ impl Runtime {
                 },
             )
             .await?;
-        self.manager.invalidate(model);
         tracing::info!(model = %model, version = record.version, digest = %record.digest, "version pushed");
+        // With no policy and no `production` alias the newest version takes unpinned traffic:
+        // load it before the switch, then let the version it replaces drain.
+        let routes = self.manager.routes(model).await?;
+        if routes.policy.is_none() && !routes.aliases.contains_key(crate::PRODUCTION) {
+            if let Err(e) = self.manager.get(model, record.version).await {
+                tracing::error!(model = %model, version = record.version, error = %e, "new default version failed to load");
+            }
+        }
+        self.after_routing_change(model).await;
         Ok(record)
     }
 
@@ -262,7 +374,7 @@ impl Runtime {
     /// Points `alias` at `version` with no failed request: the version is loaded and warmed up
     /// first (a failure leaves the alias where it was), then the alias moves, then versions no
     /// longer referenced are drained and unloaded.
-    pub async fn promote(
+    async fn promote_now(
         &self,
         model: &ModelName,
         alias: &str,
@@ -279,7 +391,7 @@ impl Runtime {
     }
 
     /// Moves `alias` back to where it pointed before its last move (loaded and warmed first).
-    pub async fn rollback(
+    async fn rollback_now(
         &self,
         model: &ModelName,
         alias: &str,
@@ -295,7 +407,7 @@ impl Runtime {
     }
 
     /// Removes an alias.
-    pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
+    async fn delete_alias_now(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
         self.registry.delete_alias(model, alias, actor).await?;
         self.after_routing_change(model).await;
         Ok(())
@@ -319,7 +431,7 @@ impl Runtime {
 
     /// Sets or (with `None`) removes the routing policy; every target is loaded and warmed
     /// before traffic moves.
-    pub async fn set_policy(
+    async fn set_policy_now(
         &self,
         model: &ModelName,
         policy: Option<RoutingPolicy>,
@@ -342,7 +454,7 @@ impl Runtime {
     }
 
     /// Archives (`delete` false) or deletes a version that nothing references.
-    pub async fn retire_version(
+    async fn retire_version_now(
         &self,
         model: &ModelName,
         version: u32,

@@ -33,33 +33,14 @@ pub struct Route {
 
 impl Routes {
     pub(crate) async fn load(registry: &Registry, model: &ModelName) -> Result<Self> {
-        let aliases = registry
-            .aliases(Some(model))
+        let snapshot = registry
+            .routing_snapshot(model)
             .await?
-            .into_iter()
-            .map(|a| (a.alias, a.version))
-            .collect();
-        let policy = registry.policy(model).await?;
-        let newest = match registry.latest_version(model).await {
-            Ok(v) => Some(v.version),
-            Err(RegistryError::ModelNotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if newest.is_none() && policy.is_none() {
-            // Distinguish "no such model" from "a model whose versions are all archived".
-            if registry
-                .models()
-                .await?
-                .iter()
-                .all(|m| m.name != model.as_str())
-            {
-                return Err(RegistryError::ModelNotFound(model.to_string()).into());
-            }
-        }
+            .ok_or_else(|| RegistryError::ModelNotFound(model.to_string()))?;
         Ok(Self {
-            aliases,
-            policy,
-            newest,
+            aliases: snapshot.aliases.into_iter().collect(),
+            policy: snapshot.policy,
+            newest: snapshot.newest,
         })
     }
 

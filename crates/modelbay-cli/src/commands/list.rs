@@ -76,6 +76,7 @@ pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
     }
     let mut t = table(&[
         "VERSION",
+        "ALIASES",
         "DIGEST",
         "SIZE",
         "FORMAT",

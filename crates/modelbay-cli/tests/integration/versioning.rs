@@ -262,6 +262,25 @@ async fn the_cli_promotes_rolls_back_and_shows_the_audit_trail() {
         "bc@canary -> v3"
     );
     assert_eq!(run(&["rollback", "bc"]).trim(), "bc@production -> v1");
+    let versions = run(&["versions", "bc"]);
+    let header: Vec<&str> = versions
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let row_v1: Vec<&str> = versions
+        .lines()
+        .find(|l| l.contains("sha256:"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[1..3], ["VERSION", "ALIASES"], "{versions}");
+    assert_eq!(
+        row_v1[..3],
+        ["│", "1", "production"],
+        "columns line up: {versions}"
+    );
     let aliases = run(&["aliases", "bc"]);
     assert!(
         aliases.contains("canary") && aliases.contains("production"),
@@ -675,6 +694,14 @@ async fn referenced_versions_load_at_startup() {
 async fn concurrent_first_requests_load_a_version_once() {
     let server = Arc::new(TestServer::start_logging(&[]).await);
     three_versions(&server).await;
+    let loads_of_v2 = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("model loaded and warmed up") && l.contains("version=2"))
+            .count()
+    };
+    // Each push preloaded the then-newest version; v3's push released v2 again.
+    assert_eq!(repository_state(&server).await["bc@2"], "UNAVAILABLE");
+    let before = loads_of_v2(&server.log());
     let requests: Vec<_> = (0..24)
         .map(|_| {
             let server = server.clone();
@@ -689,9 +716,5 @@ async fn concurrent_first_requests_load_a_version_once() {
         assert_eq!(request.await.unwrap(), 200);
     }
     let log = server.log();
-    let loads = log
-        .lines()
-        .filter(|l| l.contains("model loaded and warmed up") && l.contains("version=2"))
-        .count();
-    assert_eq!(loads, 1, "{log}");
+    assert_eq!(loads_of_v2(&log) - before, 1, "{log}");
 }

@@ -114,20 +114,11 @@ async fn model_ready(
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    match state.runtime.ready(&name, &version).await {
-        Ok(number) => {
-            let body =
-                json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
-            Ok(with_version(Json(body).into_response(), number))
-        }
-        Err(e) if e.code() == ErrorCode::NotFound || e.code() == ErrorCode::InvalidArgument => {
-            Err(e.into())
-        }
-        Err(e) => Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!("model '{name}' is not ready: {e}"),
-        )),
-    }
+    // A version that cannot load answers with its error's own status: 503 for a failed load
+    // or warm-up, 500 (details only in the log) for a corrupt artifact.
+    let number = state.runtime.ready(&name, &version).await?;
+    let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
+    Ok(with_version(Json(body).into_response(), number))
 }
 
 async fn infer(
