@@ -14,6 +14,9 @@ const CHUNK: usize = 8 << 20;
 #[derive(Clone)]
 pub(crate) struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
+    /// Root directory when the store is the local filesystem, for durability (fsync) and the
+    /// startup sweep of incomplete uploads.
+    local_root: Option<Arc<Path>>,
 }
 
 fn blob_path(digest: &str) -> ObjectPath {
@@ -25,9 +28,30 @@ fn blob_path(digest: &str) -> ObjectPath {
 
 impl ArtifactStore {
     pub(crate) fn local(root: &Path) -> Result<Self> {
+        let blobs = root.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs)?;
+        // A crash during an upload leaves `<hex>#<n>` part files behind; they are never read.
+        for entry in std::fs::read_dir(&blobs)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().contains('#') {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
         Ok(Self {
             store: Arc::new(LocalFileSystem::new_with_prefix(root)?),
+            local_root: Some(root.into()),
         })
+    }
+
+    /// Makes a published local blob durable before metadata points at it: the file's data and
+    /// the directory entry that the store's rename created.
+    fn sync_local(&self, digest: &str) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dir = root.join("blobs/sha256");
+            std::fs::File::open(dir.join(digest.trim_start_matches("sha256:")))?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Stores the staged file under its digest unless an intact copy is already there. A
@@ -35,7 +59,20 @@ impl ArtifactStore {
     pub(crate) async fn put_staged(&self, staged: &StagedArtifact) -> Result<()> {
         let path = blob_path(staged.digest());
         match self.store.head(&path).await {
-            Ok(meta) if meta.size == staged.size() => return Ok(()),
+            // Reuse a stored copy only if it is intact; a damaged one is replaced.
+            Ok(meta) if meta.size == staged.size() => {
+                if self
+                    .read_verified(staged.digest(), staged.size())
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                tracing::warn!(
+                    digest = staged.digest(),
+                    "stored blob is damaged; replacing it"
+                );
+            }
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -52,7 +89,7 @@ impl ArtifactStore {
             writer.write(&buf[..n]);
         }
         writer.finish().await?;
-        Ok(())
+        self.sync_local(staged.digest())
     }
 
     /// Reads a blob and checks it still has the size and digest recorded at push time.

@@ -158,24 +158,31 @@ impl MetadataStore {
                     model: model.to_string(),
                     alias: alias.to_owned(),
                 })?;
-        let previous: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, version FROM alias_history WHERE model = ?1 AND alias = ?2 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(model.as_str())
-        .bind(alias)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((seq, previous)) = previous else {
-            return Err(Error::Conflict(format!(
-                "alias '{alias}' of model '{model}' has no earlier version to roll back to"
-            )));
-        };
-        let previous = previous as u32;
-        require_servable(&mut tx, model, previous).await?;
-        sqlx::query("DELETE FROM alias_history WHERE seq = ?1")
-            .bind(seq)
-            .execute(&mut *tx)
+        // The newest history entry that can still serve; archived or deleted ones are dropped.
+        let previous = loop {
+            let entry: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT seq, version FROM alias_history WHERE model = ?1 AND alias = ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(model.as_str())
+            .bind(alias)
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some((seq, version)) = entry else {
+                return Err(Error::Conflict(format!(
+                    "alias '{alias}' of model '{model}' has no earlier version to roll back to"
+                )));
+            };
+            sqlx::query("DELETE FROM alias_history WHERE seq = ?1")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            if require_servable(&mut tx, model, version as u32)
+                .await
+                .is_ok()
+            {
+                break version as u32;
+            }
+        };
         write_alias(&mut tx, model, alias, previous).await?;
         let before = json!({ "alias": alias, "version": current });
         let after = json!({ "alias": alias, "version": previous });

@@ -398,8 +398,17 @@ impl Runtime {
         actor: &str,
     ) -> Result<AliasRecord> {
         let record = self.alias(model, alias).await?;
-        if let Some(&previous) = record.history.first() {
-            self.manager.get(model, previous).await?;
+        // Preload where the rollback will land: the newest history entry that can serve.
+        for &previous in &record.history {
+            if self
+                .registry
+                .version(model, previous)
+                .await
+                .is_ok_and(|v| !v.archived)
+            {
+                self.manager.get(model, previous).await?;
+                break;
+            }
         }
         self.registry.rollback_alias(model, alias, actor).await?;
         self.after_routing_change(model).await;

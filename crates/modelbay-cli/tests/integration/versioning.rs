@@ -718,3 +718,37 @@ async fn concurrent_first_requests_load_a_version_once() {
     let log = server.log();
     assert_eq!(loads_of_v2(&log) - before, 1, "{log}");
 }
+
+#[tokio::test]
+async fn rollback_skips_versions_archived_since() {
+    let server = TestServer::start().await;
+    three_versions(&server).await;
+    for v in [1, 2, 3] {
+        assert_eq!(promote(&server, "bc", "production", v).await.0, 200);
+    }
+    // History is [2, 1]; archive 2, then roll back: production lands on 1.
+    assert_eq!(
+        send(
+            &server,
+            "POST",
+            "/api/v1/models/bc/versions/2/archive",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, record) = send(
+        &server,
+        "POST",
+        "/api/v1/models/bc/aliases/production/rollback",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, record["version"].clone()),
+        (200, json!(1)),
+        "{record}"
+    );
+    assert_eq!(infer(&server, "/v2/models/bc/infer", None).await.1, Some(1));
+}
