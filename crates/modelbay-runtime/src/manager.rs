@@ -234,10 +234,11 @@ impl ModelManager {
     /// own reference and finish; the sessions close when the last one does.
     pub(crate) fn unload(&self, model: &ModelName, keep: &[u32]) -> Vec<u32> {
         let mut map = self.loaded.lock();
+        // A slot still loading stays: whoever is loading it is about to use it.
         let gone: Vec<u32> = map
-            .keys()
-            .filter(|(m, v)| m == model && !keep.contains(v))
-            .map(|(_, v)| *v)
+            .iter()
+            .filter(|((m, v), slot)| m == model && !keep.contains(v) && slot.cell.initialized())
+            .map(|((_, v), _)| *v)
             .collect();
         for v in &gone {
             map.remove(&(model.clone(), *v));

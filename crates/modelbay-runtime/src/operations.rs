@@ -67,7 +67,9 @@ pub struct Runtime {
     registry: Registry,
     engines: EngineSet,
     manager: Arc<ModelManager>,
-    shadows: Arc<Mutex<HashMap<ModelName, ShadowReport>>>,
+    /// Shadow reports by model and shadow target, so a late result from a previous policy's
+    /// target never lands in the current report.
+    shadows: Arc<Mutex<HashMap<(ModelName, Target), ShadowReport>>>,
 }
 
 impl Runtime {
@@ -349,7 +351,7 @@ impl Runtime {
             let shadow_ms = started.elapsed().as_secs_f64() * 1e3;
             let mut shadows = this.shadows.lock();
             let report = shadows
-                .entry(model.clone())
+                .entry((model.clone(), target.clone()))
                 .or_insert_with(|| ShadowReport::new(target.clone()));
             match result {
                 Ok(outputs) => report.record(&primary, &outputs, primary_ms, shadow_ms),
@@ -367,7 +369,11 @@ impl Runtime {
         let Some(target) = routes.policy.as_ref().and_then(|p| p.shadow.clone()) else {
             return Ok(None);
         };
-        let report = self.shadows.lock().get(model).cloned();
+        let report = self
+            .shadows
+            .lock()
+            .get(&(model.clone(), target.clone()))
+            .cloned();
         Ok(Some(report.unwrap_or_else(|| ShadowReport::new(target))))
     }
 
@@ -457,7 +463,7 @@ impl Runtime {
         self.registry
             .set_policy(model, policy.as_ref(), actor)
             .await?;
-        self.shadows.lock().remove(model);
+        self.shadows.lock().retain(|(m, _), _| m != model);
         self.after_routing_change(model).await;
         Ok(())
     }
@@ -529,25 +535,24 @@ impl Runtime {
         Ok(())
     }
 
-    /// Routes like a request and loads the version, so that it is ready to serve; errors say
-    /// why not.
+    /// Loads every version the reference can be served by (each arm of a policy), so that it
+    /// is ready; errors say why not. Returns the representative version.
     pub async fn ready(&self, model: &ModelName, version: &VersionRef) -> Result<u32> {
-        Ok(self
-            .route(model, version, &|_| None)
-            .await?
-            .model
-            .record
-            .version)
+        let routes = self.manager.routes(model).await?;
+        for number in routes.serving(model, version)? {
+            self.manager.get(model, number).await?;
+        }
+        routes.representative(model, version)
     }
 
     /// Metadata of the version a reference points at.
     pub async fn metadata(&self, model: &ModelName, version: &VersionRef) -> Result<ModelMetadata> {
-        let route = self
+        let number = self
             .manager
             .routes(model)
             .await?
-            .route(model, version, &|_| None)?;
-        let record = self.registry.version(model, route.version).await?;
+            .representative(model, version)?;
+        let record = self.registry.version(model, number).await?;
         let versions = self
             .registry
             .versions(model)

@@ -109,6 +109,36 @@ impl Routes {
         }
     }
 
+    /// The version that represents a reference without routing a real request: for the default
+    /// route under a policy, its heaviest arm (so metadata does not change from call to call).
+    pub(crate) fn representative(&self, model: &ModelName, version: &VersionRef) -> Result<u32> {
+        match (version, &self.policy) {
+            (VersionRef::Default, Some(policy)) => {
+                let heaviest = policy
+                    .split
+                    .iter()
+                    .rev()
+                    .max_by_key(|arm| arm.weight)
+                    .expect("a valid policy has arms");
+                self.target(model, &heaviest.target)
+            }
+            _ => Ok(self.route(model, version, &|_| None)?.version),
+        }
+    }
+
+    /// The versions a reference can be served by: every arm for the default route under a
+    /// policy, else the one version it resolves to.
+    pub(crate) fn serving(&self, model: &ModelName, version: &VersionRef) -> Result<Vec<u32>> {
+        match (version, &self.policy) {
+            (VersionRef::Default, Some(policy)) => policy
+                .split
+                .iter()
+                .map(|arm| self.target(model, &arm.target))
+                .collect(),
+            _ => Ok(vec![self.route(model, version, &|_| None)?.version]),
+        }
+    }
+
     /// Versions that serve traffic without being asked for by number: the aliases' and the
     /// policy's targets, and the newest version when it is the default route.
     pub(crate) fn referenced(&self, model: &ModelName) -> Vec<u32> {

@@ -316,6 +316,18 @@ async fn a_weighted_split_matches_its_weights_over_10000_requests() {
     let (status, body) = send(&server, "PUT", "/api/v1/models/bc/policy", Some(policy)).await;
     assert_eq!(status, 200, "{body}");
 
+    // Metadata and readiness describe the heaviest arm, every time.
+    for _ in 0..10 {
+        let response = server
+            .http
+            .get(server.url("/v2/models/bc"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-modelbay-model-version"], "1");
+    }
+    assert_eq!(server.get("/v2/models/bc/ready").await.1["version"], "1");
+
     let counts: Arc<parking_lot_free::Counts> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..16)
@@ -507,6 +519,11 @@ async fn promote_and_rollback_under_load_fail_no_request() {
     for version in [2, 3, 1, 2] {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(promote(&server, "bc", "production", version).await.0, 200);
+        assert_eq!(
+            infer(&server, "/v2/models/bc/infer", None).await.1,
+            Some(version),
+            "traffic follows the alias as soon as promote returns"
+        );
     }
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(300)).await;
