@@ -110,6 +110,16 @@ def run(address):
         for tensor in fixture["outputs"]:
             assert_close(f"{name} {tensor['name']} default outputs", result.as_numpy(tensor["name"]), to_numpy(tensor))
 
+    # Model configuration (what perf_analyzer reads) and compressed requests.
+    config = client.get_model_config("breast-cancer-lr")
+    check(config["input"][0]["data_type"] == "TYPE_FP32" and config["max_batch_size"] == 0, f"config: {config}")
+    fixture = json.loads((FIXTURES / "breast_cancer_lr.expected.json").read_text())
+    inp = httpclient.InferInput("input", fixture["inputs"][0]["shape"], "FP32")
+    inp.set_data_from_numpy(to_numpy(fixture["inputs"][0]))
+    for algorithm in ("gzip", "deflate"):
+        result = client.infer("breast-cancer-lr", [inp], request_compression_algorithm=algorithm)
+        assert_close(f"{algorithm} request", result.as_numpy("label"), to_numpy(fixture["outputs"][0]))
+
     # Output selection.
     fixture = json.loads((FIXTURES / "breast_cancer_lr.expected.json").read_text())
     inp = httpclient.InferInput("input", fixture["inputs"][0]["shape"], "FP32")

@@ -34,3 +34,52 @@ pub async fn read_limited(
     }
     Ok(buf.freeze())
 }
+
+/// A request body's `Content-Encoding`: what tritonclient's `request_compression_algorithm`
+/// sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    /// zlib-wrapped deflate, as HTTP defines it.
+    Deflate,
+}
+
+impl Encoding {
+    pub fn from_header(value: Option<&axum::http::HeaderValue>) -> Result<Self, ApiError> {
+        match value.map(|v| v.as_bytes()) {
+            None | Some(b"identity") => Ok(Self::Identity),
+            Some(b"gzip") => Ok(Self::Gzip),
+            Some(b"deflate") => Ok(Self::Deflate),
+            Some(other) => Err(ApiError::new(
+                ErrorCode::UnsupportedFormat,
+                format!(
+                    "Content-Encoding '{}' is not supported; use gzip, deflate or none",
+                    String::from_utf8_lossy(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// Decompresses a body, refusing (413) one that inflates beyond `limit` bytes.
+pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(body),
+        Encoding::Gzip => Box::new(flate2::read::GzDecoder::new(&body[..])),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::invalid(format!("could not decompress the request body: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body inflates to more than the limit of {limit} bytes"),
+        ));
+    }
+    Ok(out.into())
+}

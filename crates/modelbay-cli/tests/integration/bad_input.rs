@@ -68,6 +68,13 @@ fn binary_case(
     }
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 fn input(name: &str, datatype: &str, shape: Value, data: Value) -> Value {
     json!({ "inputs": [{ "name": name, "datatype": datatype, "shape": shape, "data": data }] })
 }
@@ -204,13 +211,31 @@ fn cases() -> Vec<Case> {
             message: "GET is not allowed on /v2/models/bc/infer",
         },
         Case {
-            what: "compressed body",
+            what: "unsupported compression",
+            method: "POST",
+            path: "/v2/models/bc/infer",
+            headers: vec![("content-encoding", "br".into())],
+            body: b"\x1f\x8b".to_vec(),
+            status: 415,
+            message: "Content-Encoding 'br' is not supported",
+        },
+        Case {
+            what: "corrupt gzip",
             method: "POST",
             path: "/v2/models/bc/infer",
             headers: vec![("content-encoding", "gzip".into())],
-            body: b"\x1f\x8b".to_vec(),
-            status: 415,
-            message: "compressed request bodies are not supported",
+            body: b"\x1f\x8bnot really gzip".to_vec(),
+            status: 400,
+            message: "could not decompress the request body",
+        },
+        Case {
+            what: "gzip that inflates past the limit",
+            method: "POST",
+            path: "/v2/models/bc/infer",
+            headers: vec![("content-encoding", "gzip".into())],
+            body: gzip(&vec![b' '; 1_000_000]),
+            status: 413,
+            message: "inflates to more than the limit of 65536 bytes",
         },
     ]
 }

@@ -276,3 +276,56 @@ async fn requests_without_a_version_go_to_the_newest_and_pinned_ones_stay_pinned
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn gzip_and_deflate_request_bodies_are_accepted() {
+    use std::io::Write;
+    let server = TestServer::start().await;
+    assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
+    let fixture = expected("breast_cancer_lr");
+    let body = serde_json::to_vec(&json!({ "inputs": fixture["inputs"] })).unwrap();
+    let gzip = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&body).unwrap();
+        e.finish().unwrap()
+    };
+    let deflate = {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&body).unwrap();
+        e.finish().unwrap()
+    };
+    for (encoding, compressed) in [("gzip", gzip), ("deflate", deflate)] {
+        let response = server
+            .http
+            .post(server.url("/v2/models/bc/infer"))
+            .header("content-encoding", encoding)
+            .body(compressed)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_and_json(response).await;
+        assert_eq!(status, 200, "{encoding}: {body}");
+        assert_outputs_match(
+            encoding,
+            body["outputs"].as_array().unwrap(),
+            fixture["outputs"].as_array().unwrap(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn model_config_describes_the_signature_in_tritons_terms() {
+    let server = TestServer::start().await;
+    assert_eq!(server.push("gc", "german_credit.onnx").await.0, 201);
+    let (status, config) = server.get("/v2/models/gc/config").await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["platform"], "onnxruntime_onnx");
+    assert_eq!(config["max_batch_size"], 0);
+    assert_eq!(
+        config["input"][0],
+        json!({ "name": "categorical", "data_type": "TYPE_STRING", "dims": [-1, 5] })
+    );
+    assert_eq!(config["output"][1]["data_type"], "TYPE_FP32");
+    assert_eq!(server.get("/v2/models/gc/versions/1/config").await.0, 200);
+    assert_eq!(server.get("/v2/models/nope/config").await.0, 404);
+}

@@ -685,6 +685,26 @@ async fn the_repository_extension_loads_and_unloads_models() {
             .0,
         404
     );
+    let config_override = json!({ "parameters": { "config": "{}" } });
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/v2/repository/models/bc/load",
+        Some(config_override),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, ready_only) = send(
+        &server,
+        "POST",
+        "/v2/repository/index",
+        Some(json!({ "ready": true })),
+    )
+    .await;
+    assert_eq!(
+        ready_only,
+        json!([{ "name": "bc", "version": "2", "state": "READY", "reason": "" }])
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! inference. Handlers only translate; every decision is a runtime operation.
 
 mod codec;
+mod config;
+mod repository;
 
 use axum::{
     body::Body,
@@ -15,7 +17,11 @@ use modelbay_core::{parse_model_ref, ErrorCode, ModelName, VersionRef};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{body::read_limited, error::ApiError, AppState};
+use crate::{
+    body::{self, read_limited},
+    error::ApiError,
+    AppState,
+};
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
 const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
@@ -40,16 +46,21 @@ pub fn routes() -> Router<AppState> {
             get(model_ready),
         )
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
-        .route("/v2/repository/index", post(repository_index))
-        .route("/v2/repository/models/{model}/load", post(repository_load))
+        .route("/v2/models/{model}/config", get(config::model_config))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(config::model_config),
+        )
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{model}/load", post(repository::load))
         .route(
             "/v2/repository/models/{model}/unload",
-            post(repository_unload),
+            post(repository::unload),
         )
 }
 
 #[derive(Deserialize)]
-struct ModelPath {
+pub(super) struct ModelPath {
     model: String,
     version: Option<String>,
 }
@@ -57,7 +68,7 @@ struct ModelPath {
 impl ModelPath {
     /// The model segment may carry `@version` or `@alias`; the `versions/{v}` segment takes a
     /// number or an alias. Giving both is ambiguous.
-    fn parse(&self) -> Result<(ModelName, VersionRef), ApiError> {
+    pub(super) fn parse(&self) -> Result<(ModelName, VersionRef), ApiError> {
         let (name, inline) = parse_model_ref(&self.model)?;
         match (&self.version, inline) {
             (None, inline) => Ok((name, inline)),
@@ -130,19 +141,13 @@ async fn infer(
     let (name, version) = path.parse()?;
     let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
     let routed = state.runtime.route(&name, &version, &header).await?;
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        if encoding.as_bytes() != b"identity" {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedFormat,
-                "compressed request bodies are not supported; send the request uncompressed",
-            ));
-        }
-    }
+    let encoding = body::Encoding::from_header(headers.get(header::CONTENT_ENCODING))?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let bytes = read_limited(body, declared, state.limits.max_request_bytes).await?;
+    let limit = state.limits.max_request_bytes;
+    let bytes = body::decompress(encoding, read_limited(body, declared, limit).await?, limit)?;
     let header_length = headers
         .get(codec::HEADER_LENGTH)
         .map(|v| {
@@ -178,27 +183,7 @@ async fn infer(
     Ok(with_version(http, response.model_version))
 }
 
-async fn repository_index(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(state.runtime.repository_index().await?).into_response())
-}
-
-async fn repository_load(
-    State(state): State<AppState>,
-    Path(model): Path<String>,
-) -> Result<Response, ApiError> {
-    state.runtime.load_model(&ModelName::new(&model)?).await?;
-    Ok(Json(json!({})).into_response())
-}
-
-async fn repository_unload(
-    State(state): State<AppState>,
-    Path(model): Path<String>,
-) -> Result<Response, ApiError> {
-    state.runtime.unload_model(&ModelName::new(&model)?).await?;
-    Ok(Json(json!({})).into_response())
-}
-
-fn with_version(mut response: Response, version: u32) -> Response {
+pub(super) fn with_version(mut response: Response, version: u32) -> Response {
     response
         .headers_mut()
         .insert(VERSION_HEADER, HeaderValue::from(version));
