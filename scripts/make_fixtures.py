@@ -455,6 +455,29 @@ def all_types_identity() -> None:
     write_expected("all_types_identity", feeds, s)
 
 
+BF16_VALUES = [[1.0, -2.5, 0.15625], [0.0, 3.3895313892515355e38, -1024.0]]  # exact in bfloat16
+
+
+def bf16_identity() -> None:
+    """BF16 in and out. numpy has no bfloat16, so the expected output is the input (Identity),
+    with values chosen to be exact in bfloat16."""
+    print("bf16_identity")
+    et = TensorProto.BFLOAT16
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["in_bf16"], ["out_bf16"], name="identity_bf16")],
+        "bf16_identity",
+        [helper.make_tensor_value_info("in_bf16", et, [None, None])],
+        [helper.make_tensor_value_info("out_bf16", et, [None, None])],
+    )
+    onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onx.ir_version = 8
+    save_model(onx, "bf16_identity.onnx", "BF16 Identity (numpy cannot feed bfloat16)")
+    flat = [v for row in BF16_VALUES for v in row]
+    tensor = lambda name: {"name": name, "datatype": "BF16", "shape": [2, 3], "data": flat}
+    doc = {"model": "bf16_identity", "inputs": [tensor("in_bf16")], "outputs": [tensor("out_bf16")]}
+    (FIXTURES / "bf16_identity.expected.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> None:
     print(
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, skl2onnx {skl2onnx.__version__}, "
@@ -467,6 +490,7 @@ def main() -> None:
     credit_default()
     german_credit()
     all_types_identity()
+    bf16_identity()
 
     print("summary (as onnxruntime %s reports it):" % ort.__version__)
     for p in sorted(FIXTURES.rglob("*.onnx")):

@@ -35,6 +35,7 @@ pub const FIXTURES: &[&str] = &[
     "credit_default",
     "german_credit",
     "all_types_identity",
+    "bf16_identity",
 ];
 
 pub fn onnxruntime_library() -> String {

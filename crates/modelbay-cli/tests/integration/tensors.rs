@@ -1,7 +1,7 @@
 //! An independent, test-side encoding of v2 tensors: JSON values to the binary tensor format and
 //! back, and a comparison with a tolerance for floating-point outputs.
 
-use half::f16;
+use half::{bf16, f16};
 use serde_json::{json, Value};
 
 /// Encodes the JSON `data` of a tensor in the binary tensor format.
@@ -19,6 +19,7 @@ pub fn encode(datatype: &str, data: &[Value]) -> Vec<u8> {
             "UINT32" => out.extend((v.as_u64().unwrap() as u32).to_le_bytes()),
             "UINT64" => out.extend(v.as_u64().unwrap().to_le_bytes()),
             "FP16" => out.extend(f16::from_f64(v.as_f64().unwrap()).to_le_bytes()),
+            "BF16" => out.extend(bf16::from_f64(v.as_f64().unwrap()).to_le_bytes()),
             "FP32" => out.extend((v.as_f64().unwrap() as f32).to_le_bytes()),
             "FP64" => out.extend(v.as_f64().unwrap().to_le_bytes()),
             "BYTES" => {
@@ -68,6 +69,9 @@ pub fn decode(datatype: &str, raw: &[u8]) -> Vec<Value> {
         "FP16" => chunks::<2>(raw)
             .map(|c| json!(f16::from_le_bytes(c).to_f64()))
             .collect(),
+        "BF16" => chunks::<2>(raw)
+            .map(|c| json!(bf16::from_le_bytes(c).to_f64()))
+            .collect(),
         "FP32" => chunks::<4>(raw)
             .map(|c| json!(f32::from_le_bytes(c) as f64))
             .collect(),
@@ -112,7 +116,10 @@ pub fn assert_outputs_match(context: &str, actual: &[Value], expected: &[Value])
             want["data"].as_array().unwrap(),
         );
         assert_eq!(got.len(), want_data.len(), "{context}: {name} length");
-        let float = matches!(want["datatype"].as_str().unwrap(), "FP16" | "FP32" | "FP64");
+        let float = matches!(
+            want["datatype"].as_str().unwrap(),
+            "FP16" | "BF16" | "FP32" | "FP64"
+        );
         for (i, (g, w)) in got.iter().zip(want_data).enumerate() {
             if float {
                 let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
