@@ -201,8 +201,7 @@ impl Runtime {
         .await
     }
 
-    /// Validates a staged upload with its engine (format, signature, non-tensor outputs) and
-    /// publishes it as the model's next version.
+    /// The work of [`Self::push`].
     async fn push_now(
         &self,
         model: &ModelName,
@@ -377,9 +376,7 @@ impl Runtime {
         Ok(Some(report.unwrap_or_else(|| ShadowReport::new(target))))
     }
 
-    /// Points `alias` at `version` with no failed request: the version is loaded and warmed up
-    /// first (a failure leaves the alias where it was), then the alias moves, then versions no
-    /// longer referenced are drained and unloaded.
+    /// The work of [`Self::promote`].
     async fn promote_now(
         &self,
         model: &ModelName,
@@ -396,7 +393,7 @@ impl Runtime {
         self.alias(model, alias).await
     }
 
-    /// Moves `alias` back to where it pointed before its last move (loaded and warmed first).
+    /// The work of [`Self::rollback`].
     async fn rollback_now(
         &self,
         model: &ModelName,
@@ -421,7 +418,7 @@ impl Runtime {
         self.alias(model, alias).await
     }
 
-    /// Removes an alias.
+    /// The work of [`Self::delete_alias`].
     async fn delete_alias_now(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
         self.registry.delete_alias(model, alias, actor).await?;
         self.after_routing_change(model).await;
@@ -444,8 +441,7 @@ impl Runtime {
             })
     }
 
-    /// Sets or (with `None`) removes the routing policy; every target is loaded and warmed
-    /// before traffic moves.
+    /// The work of [`Self::set_policy`].
     async fn set_policy_now(
         &self,
         model: &ModelName,
@@ -468,7 +464,7 @@ impl Runtime {
         Ok(())
     }
 
-    /// Archives (`delete` false) or deletes a version that nothing references.
+    /// The work of [`Self::retire_version`].
     async fn retire_version_now(
         &self,
         model: &ModelName,

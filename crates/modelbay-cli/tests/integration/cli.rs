@@ -1,24 +1,8 @@
 //! The `modelbay` CLI against a running server.
 
-use std::process::Output;
-
 use serde_json::Value;
 
-use crate::common::{fixture, modelbay, TestServer};
-
-fn run(server: &TestServer, args: &[&str]) -> Output {
-    let output = modelbay()
-        .args(args)
-        .env("MODELBAY_SERVER", &server.url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "modelbay {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+use crate::common::{fixture, modelbay, run_cli as run, TestServer};
 
 #[tokio::test]
 async fn push_models_and_versions_print_tables_and_json() {
@@ -37,24 +21,24 @@ async fn push_models_and_versions_print_tables_and_json() {
             "team=risk",
         ],
     );
-    let line = String::from_utf8(pushed.stdout).unwrap();
+    let line = pushed;
     assert!(line.starts_with("bc v1 (sha256:"), "{line}");
 
     let json = run(&server, &["push", "bc", file, "--json"]);
-    let record: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let record: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(record["version"], 2);
 
-    let table = String::from_utf8(run(&server, &["models"]).stdout).unwrap();
+    let table = run(&server, &["models"]);
     assert!(table.contains("NAME") && table.contains("bc"), "{table}");
 
-    let table = String::from_utf8(run(&server, &["versions", "bc"]).stdout).unwrap();
+    let table = run(&server, &["versions", "bc"]);
     assert!(
         table.contains("team=risk") && table.contains("baseline"),
         "{table}"
     );
 
     let versions: Value =
-        serde_json::from_slice(&run(&server, &["versions", "bc", "--json"]).stdout).unwrap();
+        serde_json::from_str(&run(&server, &["versions", "bc", "--json"])).unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 2);
     assert_eq!(versions[0]["labels"]["team"], "risk");
 }

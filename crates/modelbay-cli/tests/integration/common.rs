@@ -54,6 +54,21 @@ pub fn modelbay() -> Command {
     Command::new(env!("CARGO_BIN_EXE_modelbay"))
 }
 
+/// Runs a `modelbay` client command against `server`, asserting success; returns stdout.
+pub fn run_cli(server: &TestServer, args: &[&str]) -> String {
+    let output = modelbay()
+        .args(args)
+        .env("MODELBAY_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "modelbay {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 pub struct TestServer {
     child: Child,
     pub url: String,

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::common::{expected, modelbay, status_and_json, TestServer};
+use crate::common::{expected, run_cli, status_and_json, TestServer};
 
 fn bc_inputs() -> Value {
     json!({ "inputs": expected("breast_cancer_lr")["inputs"] })
@@ -242,19 +242,7 @@ async fn aliases_promote_roll_back_and_address_versions() {
 async fn the_cli_promotes_rolls_back_and_shows_the_audit_trail() {
     let server = TestServer::start().await;
     three_versions(&server).await;
-    let run = |args: &[&str]| {
-        let output = modelbay()
-            .args(args)
-            .env("MODELBAY_SERVER", &server.url)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = |args: &[&str]| run_cli(&server, args);
     assert_eq!(run(&["promote", "bc", "1"]).trim(), "bc@production -> v1");
     assert_eq!(run(&["promote", "bc", "2"]).trim(), "bc@production -> v2");
     assert_eq!(
