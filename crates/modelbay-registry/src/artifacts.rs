@@ -1,6 +1,7 @@
 use std::{path::Path, sync::Arc};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::{local::LocalFileSystem, path::Path as ObjectPath, ObjectStore, WriteMultipart};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -44,14 +45,30 @@ impl ArtifactStore {
     }
 
     /// Makes a published local blob durable before metadata points at it: the file's data and
-    /// the directory entry that the store's rename created.
-    fn sync_local(&self, digest: &str) -> Result<()> {
-        if let Some(root) = &self.local_root {
+    /// the directory entry that the store's rename created. Runs off the async workers.
+    async fn sync_local(&self, digest: &str) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let hex = digest.trim_start_matches("sha256:").to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let dir = root.join("blobs/sha256");
-            std::fs::File::open(dir.join(digest.trim_start_matches("sha256:")))?.sync_all()?;
-            std::fs::File::open(&dir)?.sync_all()?;
-        }
+            std::fs::File::open(dir.join(hex))?.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         Ok(())
+    }
+
+    /// Whether the stored blob still hashes to `digest`, read as a stream (never whole).
+    async fn intact(&self, digest: &str) -> Result<bool> {
+        let mut stream = self.store.get(&blob_path(digest)).await?.into_stream();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == digest)
     }
 
     /// Stores the staged file under its digest unless an intact copy is already there. A
@@ -61,11 +78,7 @@ impl ArtifactStore {
         match self.store.head(&path).await {
             // Reuse a stored copy only if it is intact; a damaged one is replaced.
             Ok(meta) if meta.size == staged.size() => {
-                if self
-                    .read_verified(staged.digest(), staged.size())
-                    .await
-                    .is_ok()
-                {
+                if self.intact(staged.digest()).await? {
                     return Ok(());
                 }
                 tracing::warn!(
@@ -89,7 +102,7 @@ impl ArtifactStore {
             writer.write(&buf[..n]);
         }
         writer.finish().await?;
-        self.sync_local(staged.digest())
+        self.sync_local(staged.digest()).await
     }
 
     /// Reads a blob and checks it still has the size and digest recorded at push time.

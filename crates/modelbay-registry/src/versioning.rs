@@ -176,11 +176,14 @@ impl MetadataStore {
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
-            if require_servable(&mut tx, model, version as u32)
-                .await
-                .is_ok()
-            {
-                break version as u32;
+            let version = version as u32;
+            if version == current {
+                continue; // a step that would not move the alias
+            }
+            match require_servable(&mut tx, model, version).await {
+                Ok(()) => break version,
+                Err(Error::VersionNotFound { .. } | Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
             }
         };
         write_alias(&mut tx, model, alias, previous).await?;

@@ -70,6 +70,9 @@ pub struct Runtime {
     /// Shadow reports by model and shadow target, so a late result from a previous policy's
     /// target never lands in the current report.
     shadows: Arc<Mutex<HashMap<(ModelName, Target), ShadowReport>>>,
+    /// One lock per model, held by every routing change from preload to release, so two
+    /// changes to one model never unload what the other has just warmed up.
+    changes: Arc<Mutex<HashMap<ModelName, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Runtime {
@@ -84,6 +87,7 @@ impl Runtime {
             engines,
             manager,
             shadows: Arc::default(),
+            changes: Arc::default(),
         }
     }
 
@@ -109,6 +113,16 @@ impl Runtime {
     /// The registry, for read-only listings.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    async fn change_lock(&self, model: &ModelName) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .changes
+            .lock()
+            .entry(model.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// Runs a change and the cache invalidation that follows it on a task of its own: a client
@@ -263,12 +277,23 @@ impl Runtime {
             )
             .await?;
         tracing::info!(model = %model, version = record.version, digest = %record.digest, "version pushed");
+        let _serialised = self.change_lock(model).await;
         // With no policy and no `production` alias the newest version takes unpinned traffic:
-        // load it before the switch, then let the version it replaces drain.
-        let routes = self.manager.routes(model).await?;
-        if routes.policy.is_none() && !routes.aliases.contains_key(crate::PRODUCTION) {
-            if let Err(e) = self.manager.get(model, record.version).await {
-                tracing::error!(model = %model, version = record.version, error = %e, "new default version failed to load");
+        // load it before the switch (read from the registry, not the cache, which must keep
+        // routing to the old version meanwhile), then let the version it replaces drain. The
+        // push has committed: nothing below may fail it.
+        match self.registry.routing_snapshot(model).await {
+            Ok(Some(snapshot))
+                if snapshot.policy.is_none()
+                    && !snapshot.aliases.iter().any(|(a, _)| a == crate::PRODUCTION) =>
+            {
+                if let Err(e) = self.manager.get(model, record.version).await {
+                    tracing::error!(model = %model, version = record.version, error = %e, "new default version failed to load");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(model = %model, error = %e, "could not read routing after a push")
             }
         }
         self.after_routing_change(model).await;
@@ -384,6 +409,7 @@ impl Runtime {
         version: u32,
         actor: &str,
     ) -> Result<AliasRecord> {
+        let _serialised = self.change_lock(model).await;
         modelbay_core::validate_alias(alias)?;
         self.manager.get(model, version).await?;
         self.registry
@@ -400,9 +426,13 @@ impl Runtime {
         alias: &str,
         actor: &str,
     ) -> Result<AliasRecord> {
+        let _serialised = self.change_lock(model).await;
         let record = self.alias(model, alias).await?;
         // Preload where the rollback will land: the newest history entry that can serve.
         for &previous in &record.history {
+            if previous == record.version {
+                continue;
+            }
             if self
                 .registry
                 .version(model, previous)
@@ -420,6 +450,7 @@ impl Runtime {
 
     /// The work of [`Self::delete_alias`].
     async fn delete_alias_now(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
+        let _serialised = self.change_lock(model).await;
         self.registry.delete_alias(model, alias, actor).await?;
         self.after_routing_change(model).await;
         Ok(())
@@ -448,6 +479,7 @@ impl Runtime {
         policy: Option<RoutingPolicy>,
         actor: &str,
     ) -> Result<()> {
+        let _serialised = self.change_lock(model).await;
         if let Some(policy) = &policy {
             policy.validate()?;
             let routes = self.manager.routes(model).await?;
@@ -459,6 +491,7 @@ impl Runtime {
         self.registry
             .set_policy(model, policy.as_ref(), actor)
             .await?;
+        self.manager.invalidate(model);
         self.shadows.lock().retain(|(m, _), _| m != model);
         self.after_routing_change(model).await;
         Ok(())
@@ -472,6 +505,7 @@ impl Runtime {
         delete: bool,
         actor: &str,
     ) -> Result<()> {
+        let _serialised = self.change_lock(model).await;
         if delete {
             self.registry.delete_version(model, version, actor).await?;
         } else {

@@ -114,13 +114,13 @@ impl Routes {
     pub(crate) fn representative(&self, model: &ModelName, version: &VersionRef) -> Result<u32> {
         match (version, &self.policy) {
             (VersionRef::Default, Some(policy)) => {
-                let heaviest = policy
-                    .split
-                    .iter()
-                    .rev()
-                    .max_by_key(|arm| arm.weight)
-                    .expect("a valid policy has arms");
-                self.target(model, &heaviest.target)
+                match policy.split.iter().rev().max_by_key(|arm| arm.weight) {
+                    Some(heaviest) => self.target(model, &heaviest.target),
+                    None => Err(RegistryError::Decode(format!(
+                        "the routing policy of '{model}' has no arms"
+                    ))
+                    .into()),
+                }
             }
             _ => Ok(self.route(model, version, &|_| None)?.version),
         }

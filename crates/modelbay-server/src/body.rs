@@ -47,7 +47,8 @@ pub enum Encoding {
 
 impl Encoding {
     pub fn from_header(value: Option<&axum::http::HeaderValue>) -> Result<Self, ApiError> {
-        match value.map(|v| v.as_bytes()) {
+        let value = value.map(|v| v.as_bytes().to_ascii_lowercase());
+        match value.as_deref() {
             None | Some(b"identity") => Ok(Self::Identity),
             Some(b"gzip") => Ok(Self::Gzip),
             Some(b"deflate") => Ok(Self::Deflate),
@@ -62,17 +63,33 @@ impl Encoding {
     }
 }
 
-/// Decompresses a body, refusing (413) one that inflates beyond `limit` bytes.
-pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+/// Decompresses a body off the async workers, refusing (413) one that inflates beyond `limit`
+/// bytes.
+pub async fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    if encoding == Encoding::Identity {
+        return Ok(body);
+    }
+    tokio::task::spawn_blocking(move || inflate(encoding, &body, limit))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("decompression task failed: {e}"),
+            )
+        })?
+}
+
+fn inflate(encoding: Encoding, body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     use std::io::Read;
     let reader: Box<dyn Read + '_> = match encoding {
-        Encoding::Identity => return Ok(body),
-        Encoding::Gzip => Box::new(flate2::read::GzDecoder::new(&body[..])),
-        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        Encoding::Identity => return Ok(Bytes::copy_from_slice(body)),
+        // Multi-member gzip streams are legal; every member is part of the body.
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(body)),
     };
     let mut out = Vec::new();
     reader
-        .take(limit as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| ApiError::invalid(format!("could not decompress the request body: {e}")))?;
     if out.len() > limit {

@@ -294,7 +294,7 @@ async fn gzip_and_deflate_request_bodies_are_accepted() {
         e.write_all(&body).unwrap();
         e.finish().unwrap()
     };
-    for (encoding, compressed) in [("gzip", gzip), ("deflate", deflate)] {
+    for (encoding, compressed) in [("gzip", gzip.clone()), ("deflate", deflate), ("GZIP", gzip)] {
         let response = server
             .http
             .post(server.url("/v2/models/bc/infer"))

@@ -777,3 +777,42 @@ async fn rollback_skips_versions_archived_since() {
     );
     assert_eq!(infer(&server, "/v2/models/bc/infer", None).await.1, Some(1));
 }
+
+#[tokio::test]
+async fn rollback_never_lands_on_the_current_version() {
+    let server = TestServer::start().await;
+    three_versions(&server).await;
+    for v in [1, 2, 1] {
+        assert_eq!(promote(&server, "bc", "production", v).await.0, 200);
+    }
+    // History is [2, 1] with production on 1; once 2 is archived nothing earlier can serve.
+    assert_eq!(
+        send(
+            &server,
+            "POST",
+            "/api/v1/models/bc/versions/2/archive",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/api/v1/models/bc/aliases/production/rollback",
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        server.get("/api/v1/models/bc/aliases/production").await.1["version"],
+        1
+    );
+    let (_, events) = server.get("/api/v1/events?model=bc").await;
+    assert!(events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["kind"] != "alias.rollback"));
+}

@@ -147,7 +147,8 @@ async fn infer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let limit = state.limits.max_request_bytes;
-    let bytes = body::decompress(encoding, read_limited(body, declared, limit).await?, limit)?;
+    let bytes =
+        body::decompress(encoding, read_limited(body, declared, limit).await?, limit).await?;
     let header_length = headers
         .get(codec::HEADER_LENGTH)
         .map(|v| {
