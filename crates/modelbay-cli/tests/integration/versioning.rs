@@ -74,6 +74,28 @@ async fn promote(server: &TestServer, model: &str, alias: &str, version: u32) ->
     .await
 }
 
+/// Archives version `version` of `bc`.
+async fn archive(server: &TestServer, version: u32) -> (u16, Value) {
+    send(
+        server,
+        "POST",
+        &format!("/api/v1/models/bc/versions/{version}/archive"),
+        None,
+    )
+    .await
+}
+
+/// Rolls `bc`'s production alias back one step.
+async fn rollback_production(server: &TestServer) -> (u16, Value) {
+    send(
+        server,
+        "POST",
+        "/api/v1/models/bc/aliases/production/rollback",
+        None,
+    )
+    .await
+}
+
 /// Pushes LR, RF and MLP breast-cancer models as versions 1, 2, 3 of `bc`.
 async fn three_versions(server: &TestServer) {
     for file in [
@@ -145,17 +167,7 @@ async fn aliases_promote_roll_back_and_address_versions() {
     let (status, body) = send(&server, "DELETE", "/api/v1/models/bc/versions/1", None).await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("production"));
-    assert_eq!(
-        send(
-            &server,
-            "POST",
-            "/api/v1/models/bc/versions/3/archive",
-            None
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(archive(&server, 3).await.0, 200);
     assert_eq!(
         infer(&server, "/v2/models/bc/versions/3/infer", None)
             .await
@@ -752,24 +764,8 @@ async fn rollback_skips_versions_archived_since() {
         assert_eq!(promote(&server, "bc", "production", v).await.0, 200);
     }
     // History is [2, 1]; archive 2, then roll back: production lands on 1.
-    assert_eq!(
-        send(
-            &server,
-            "POST",
-            "/api/v1/models/bc/versions/2/archive",
-            None
-        )
-        .await
-        .0,
-        200
-    );
-    let (status, record) = send(
-        &server,
-        "POST",
-        "/api/v1/models/bc/aliases/production/rollback",
-        None,
-    )
-    .await;
+    assert_eq!(archive(&server, 2).await.0, 200);
+    let (status, record) = rollback_production(&server).await;
     assert_eq!(
         (status, record["version"].clone()),
         (200, json!(1)),
@@ -786,24 +782,8 @@ async fn rollback_never_lands_on_the_current_version() {
         assert_eq!(promote(&server, "bc", "production", v).await.0, 200);
     }
     // History is [2, 1] with production on 1; once 2 is archived nothing earlier can serve.
-    assert_eq!(
-        send(
-            &server,
-            "POST",
-            "/api/v1/models/bc/versions/2/archive",
-            None
-        )
-        .await
-        .0,
-        200
-    );
-    let (status, body) = send(
-        &server,
-        "POST",
-        "/api/v1/models/bc/aliases/production/rollback",
-        None,
-    )
-    .await;
+    assert_eq!(archive(&server, 2).await.0, 200);
+    let (status, body) = rollback_production(&server).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         server.get("/api/v1/models/bc/aliases/production").await.1["version"],
