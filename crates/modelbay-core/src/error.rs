@@ -16,6 +16,8 @@ pub enum ErrorCode {
     UnsupportedFormat,
     /// The server is at capacity; retry later (503 with `Retry-After`).
     Overloaded,
+    /// Every slot and queue place of a model is taken; retry later (429 with `Retry-After`).
+    RateLimited,
     /// A dependency (engine library, storage) is unavailable (503).
     Unavailable,
     /// Stored data failed an integrity check (500; never the caller's fault).
@@ -34,6 +36,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedFormat => "unsupported_format",
             Self::Overloaded => "overloaded",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::DataCorruption => "data_corruption",
             Self::Internal => "internal",

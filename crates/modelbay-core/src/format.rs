@@ -10,16 +10,19 @@ use crate::{error::invalid, Error};
 pub enum ModelFormat {
     /// An ONNX graph, served by ONNX Runtime.
     Onnx,
+    /// A GGUF language model, served by llama.cpp.
+    Gguf,
 }
 
 impl ModelFormat {
     /// Every format, for error messages and documentation.
-    pub const ALL: &'static [ModelFormat] = &[ModelFormat::Onnx];
+    pub const ALL: &'static [ModelFormat] = &[ModelFormat::Onnx, ModelFormat::Gguf];
 
     /// The lowercase name used in the API and the registry.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Onnx => "onnx",
+            Self::Gguf => "gguf",
         }
     }
 }

@@ -18,6 +18,15 @@ pub enum Error {
     /// The model failed while running on a (validated) request.
     #[error("the model failed on this input: {0}")]
     Inference(String),
+    /// A generation request cannot be served as asked (too long for the context, bad tokens).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Every sequence slot is busy and the waiting queue is full.
+    #[error("the model is at capacity ({waiting} requests waiting); retry shortly")]
+    QueueFull { waiting: usize },
+    /// Text generation failed inside the engine.
+    #[error("generation failed: {0}")]
+    Generation(String),
 }
 
 impl Error {
@@ -26,9 +35,12 @@ impl Error {
         match self {
             Self::LibraryUnavailable(_) => ErrorCode::Unavailable,
             Self::FormatNotEnabled(_) => ErrorCode::UnsupportedFormat,
-            Self::InvalidModel(_) | Self::UnsupportedModel(_) | Self::Inference(_) => {
-                ErrorCode::InvalidArgument
-            }
+            Self::InvalidModel(_)
+            | Self::UnsupportedModel(_)
+            | Self::Inference(_)
+            | Self::InvalidRequest(_) => ErrorCode::InvalidArgument,
+            Self::QueueFull { .. } => ErrorCode::RateLimited,
+            Self::Generation(_) => ErrorCode::Internal,
         }
     }
 }

@@ -1,10 +1,16 @@
-//! Inference engines behind one trait. Each engine is a cargo feature; only the binary chooses
-//! which engines exist, and the runtime sees nothing but [`Engine`] and [`TensorSession`].
+//! Inference engines behind two traits: [`Engine`] for tensor models (sessions that run a batch
+//! at a time) and [`LanguageEngine`] for text generation. Each engine is a cargo feature; only
+//! the binary chooses which engines exist, and the runtime sees nothing but the traits.
 //!
 //! Engines are blocking: the runtime runs every session on threads of its own, never on the async
 //! workers.
 
+pub mod chat_template;
 mod error;
+pub mod generation;
+pub mod gguf;
+#[cfg(feature = "llm")]
+pub mod llama;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 
@@ -13,6 +19,7 @@ use std::{path::Path, sync::Arc};
 use modelbay_core::{ModelFormat, Signature, Tensor};
 
 pub use error::{Error, Result};
+pub use generation::{LanguageEngine, LanguageModel, LanguageOptions};
 
 /// Per-session settings chosen by the operator.
 #[derive(Debug, Clone)]
@@ -59,26 +66,64 @@ pub trait TensorSession: Send {
 /// The engines compiled into this binary.
 #[derive(Clone, Default)]
 pub struct EngineSet {
-    engines: Vec<Arc<dyn Engine>>,
+    tensor: Vec<Arc<dyn Engine>>,
+    language: Vec<Arc<dyn LanguageEngine>>,
 }
 
 impl EngineSet {
-    /// Adds an engine.
+    /// Adds a tensor engine.
     pub fn with(mut self, engine: Arc<dyn Engine>) -> Self {
-        self.engines.push(engine);
+        self.tensor.push(engine);
         self
     }
 
-    /// The engine for `format`.
-    pub fn get(&self, format: ModelFormat) -> Result<&Arc<dyn Engine>> {
-        self.engines
+    /// Adds a language-model engine.
+    pub fn with_language(mut self, engine: Arc<dyn LanguageEngine>) -> Self {
+        self.language.push(engine);
+        self
+    }
+
+    /// The tensor engine for `format`.
+    pub fn tensor(&self, format: ModelFormat) -> Result<&Arc<dyn Engine>> {
+        self.tensor
             .iter()
             .find(|e| e.format() == format)
             .ok_or(Error::FormatNotEnabled(format))
     }
 
-    /// The engine whose format the file starting with `head` appears to be in.
-    pub fn detect(&self, head: &[u8]) -> Option<&Arc<dyn Engine>> {
-        self.engines.iter().find(|e| e.sniff(head))
+    /// The language-model engine for `format`.
+    pub fn language(&self, format: ModelFormat) -> Result<&Arc<dyn LanguageEngine>> {
+        self.language
+            .iter()
+            .find(|e| e.format() == format)
+            .ok_or(Error::FormatNotEnabled(format))
+    }
+
+    /// Whether versions in `format` generate text (rather than run tensors).
+    pub fn is_language(&self, format: ModelFormat) -> bool {
+        self.language.iter().any(|e| e.format() == format)
+    }
+
+    /// The platform name reported in v2 model metadata for `format`.
+    pub fn platform(&self, format: ModelFormat) -> Result<&'static str> {
+        match self.language(format) {
+            Ok(engine) => Ok(engine.platform()),
+            Err(_) => Ok(self.tensor(format)?.platform()),
+        }
+    }
+
+    /// The format of the file starting with `head`, if an engine recognises it.
+    pub fn detect(&self, head: &[u8]) -> Option<ModelFormat> {
+        let language = self
+            .language
+            .iter()
+            .find(|e| e.sniff(head))
+            .map(|e| e.format());
+        language.or_else(|| {
+            self.tensor
+                .iter()
+                .find(|e| e.sniff(head))
+                .map(|e| e.format())
+        })
     }
 }

@@ -1,4 +1,7 @@
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -103,6 +106,42 @@ impl ArtifactStore {
         }
         writer.finish().await?;
         self.sync_local(staged.digest()).await
+    }
+
+    /// The path of a blob on the local filesystem, for engines that map a file rather than
+    /// read bytes, after checking (streamed) that it still has its recorded size and digest.
+    pub(crate) async fn local_file_verified(&self, digest: &str, size: u64) -> Result<PathBuf> {
+        let Some(root) = &self.local_root else {
+            return Err(Error::Io(std::io::Error::other(
+                "this artifact store has no local files",
+            )));
+        };
+        let path = root
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let corrupt = |detail: String| Error::Corrupt {
+            digest: digest.to_owned(),
+            detail,
+        };
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.len() == size => {}
+            Ok(meta) => {
+                return Err(corrupt(format!(
+                    "expected {size} bytes, found {}",
+                    meta.len()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt(
+                    "the blob is missing from the artifact store".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if !self.intact(digest).await? {
+            return Err(corrupt("its content no longer hashes to its digest".into()));
+        }
+        Ok(path)
     }
 
     /// Reads a blob and checks it still has the size and digest recorded at push time.

@@ -174,4 +174,11 @@ impl Registry {
             .read_verified(&version.digest, version.size)
             .await
     }
+
+    /// The local file of a version's artifact (for engines that map files), re-verified.
+    pub async fn artifact_file(&self, version: &VersionRecord) -> Result<std::path::PathBuf> {
+        self.artifacts
+            .local_file_verified(&version.digest, version.size)
+            .await
+    }
 }

@@ -14,7 +14,7 @@ use crate::{Error, ModelSummary, NewVersion, Result, StagedArtifact, VersionReco
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const VERSION_COLUMNS: &str = "model, version, digest, size, format, signature, description, \
-                               labels, created_at, created_by, archived_at";
+                               labels, created_at, created_by, archived_at, details";
 
 /// Models, versions and events in SQL.
 #[derive(Clone)]
@@ -67,6 +67,7 @@ impl MetadataStore {
             size: staged.size(),
             format: new.format,
             signature: new.signature,
+            details: new.details,
             description: new.description,
             labels: new.labels,
             created_at: now,
@@ -76,7 +77,8 @@ impl MetadataStore {
         };
         sqlx::query(
             "INSERT INTO versions (model, version, digest, size, format, signature, description, \
-             labels, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             labels, created_at, created_by, details) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .bind(&record.model)
         .bind(version)
@@ -88,6 +90,7 @@ impl MetadataStore {
         .bind(to_json(&record.labels))
         .bind(now)
         .bind(&record.created_by)
+        .bind(to_json(&record.details))
         .execute(&mut *tx)
         .await?;
         let after = serde_json::json!({ "version": record.version, "digest": record.digest });
@@ -215,6 +218,7 @@ fn decode_version(row: &SqliteRow, aliases: &HashMap<u32, Vec<String>>) -> Resul
     let format: String = row.try_get("format")?;
     let signature: String = row.try_get("signature")?;
     let labels: String = row.try_get("labels")?;
+    let details: String = row.try_get("details")?;
     let created_at: DateTime<Utc> = row.try_get("created_at")?;
     Ok(VersionRecord {
         model: row.try_get("model")?,
@@ -223,6 +227,7 @@ fn decode_version(row: &SqliteRow, aliases: &HashMap<u32, Vec<String>>) -> Resul
         size: row.try_get::<i64, _>("size")? as u64,
         format: ModelFormat::from_str(&format).map_err(|e| Error::Decode(e.to_string()))?,
         signature: serde_json::from_str(&signature).map_err(|e| Error::Decode(e.to_string()))?,
+        details: serde_json::from_str(&details).map_err(|e| Error::Decode(e.to_string()))?,
         description: row.try_get("description")?,
         labels: serde_json::from_str(&labels).map_err(|e| Error::Decode(e.to_string()))?,
         created_at,

@@ -9,6 +9,8 @@ use serde::Serialize;
 pub struct NewVersion {
     pub format: ModelFormat,
     pub signature: Signature,
+    /// Facts the engine read from the artifact (a JSON object; empty for tensor models).
+    pub details: serde_json::Value,
     pub description: String,
     pub labels: BTreeMap<String, String>,
     /// Who pushed it (`local` until API keys exist).
@@ -26,6 +28,8 @@ pub struct VersionRecord {
     pub size: u64,
     pub format: ModelFormat,
     pub signature: Signature,
+    /// Facts the engine read from the artifact (a JSON object; empty for tensor models).
+    pub details: serde_json::Value,
     pub description: String,
     pub labels: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,

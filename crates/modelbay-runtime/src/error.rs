@@ -34,6 +34,10 @@ pub enum Error {
         version: u32,
         reason: String,
     },
+    /// The request was sent to the wrong kind of model (a chat request to a tensor model, or
+    /// v2 inference to a language model).
+    #[error("{0}")]
+    WrongKind(String),
     /// A push carried invalid metadata.
     #[error("{0}")]
     InvalidMetadata(String),
@@ -52,7 +56,9 @@ impl Error {
             Self::Registry(e) => e.code(),
             Self::Engine(e) => e.code(),
             Self::Overloaded { .. } => ErrorCode::Overloaded,
-            Self::UnknownFormat { .. } | Self::InvalidMetadata(_) => ErrorCode::InvalidArgument,
+            Self::UnknownFormat { .. } | Self::InvalidMetadata(_) | Self::WrongKind(_) => {
+                ErrorCode::InvalidArgument
+            }
             Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
             Self::WarmUp { .. } | Self::LoadFailed { .. } => ErrorCode::Unavailable,
         }

@@ -3,14 +3,17 @@
 //! the operations the HTTP (and later gRPC) handlers call — one implementation per operation.
 
 mod error;
+mod generate;
 mod manager;
 mod operations;
 mod pool;
 mod routing;
 mod shadow;
+mod validation;
 mod warmup;
 
 pub use error::{Error, Result};
+pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
 pub use manager::{LoadedModel, RuntimeOptions};
 pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};
 pub use routing::{Route, PRODUCTION};

@@ -8,7 +8,10 @@ use std::{
 };
 
 use modelbay_core::{ModelName, Target, VersionRef};
-use modelbay_engines::{EngineSet, SessionOptions};
+use modelbay_engines::{
+    generation::{GenerationEvent, GenerationJob, SamplingParams},
+    EngineSet, LanguageModel, LanguageOptions, SessionOptions,
+};
 use modelbay_registry::{Registry, VersionRecord};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
@@ -31,6 +34,8 @@ pub struct RuntimeOptions {
     /// Memory budget for loaded models in bytes; least recently used unreferenced versions are
     /// unloaded to stay under it. `None`: no budget.
     pub max_model_memory: Option<u64>,
+    /// How language models are served.
+    pub language: LanguageOptions,
 }
 
 /// A model version that is loaded, warmed up and can serve.
@@ -38,9 +43,43 @@ pub struct LoadedModel {
     pub record: VersionRecord,
     /// Platform name reported in v2 metadata.
     pub platform: &'static str,
-    /// Estimated memory held (artifact size × sessions).
+    /// Estimated memory held (artifact size × sessions, or weights and KV cache).
     pub bytes: u64,
-    pub(crate) pool: SessionPool,
+    pub(crate) serving: Serving,
+}
+
+/// What runs a loaded version.
+pub(crate) enum Serving {
+    /// Tensor sessions on worker threads.
+    Tensor(SessionPool),
+    /// A language model with its continuous-batching scheduler.
+    Language(Arc<dyn LanguageModel>),
+}
+
+impl LoadedModel {
+    /// The session pool of a tensor model; a language model cannot run v2 inference.
+    pub(crate) fn tensor_pool(&self) -> Result<&SessionPool> {
+        match &self.serving {
+            Serving::Tensor(pool) => Ok(pool),
+            Serving::Language(_) => Err(Error::WrongKind(format!(
+                "model '{}' version {} is a language model; use /v1/chat/completions or \
+                 /v1/completions",
+                self.record.model, self.record.version
+            ))),
+        }
+    }
+
+    /// The language model; tensor models cannot generate text.
+    pub fn language_model(&self) -> Result<&Arc<dyn LanguageModel>> {
+        match &self.serving {
+            Serving::Language(model) => Ok(model),
+            Serving::Tensor(_) => Err(Error::WrongKind(format!(
+                "model '{}' version {} is not a language model; it serves v2 inference at \
+                 /v2/models/{}/infer",
+                self.record.model, self.record.version, self.record.model
+            ))),
+        }
+    }
 }
 
 /// One (model, version) entry: loaded at most once, however many requests ask at the same time.
@@ -167,7 +206,10 @@ impl ModelManager {
             ))
             .into());
         }
-        let engine = self.engines.get(record.format)?.clone();
+        if self.engines.is_language(record.format) {
+            return self.load_language(record).await;
+        }
+        let engine = self.engines.tensor(record.format)?.clone();
         let artifact = self.registry.read_artifact(&record).await?;
         let options = self.options.clone();
         let label = (record.model.clone(), record.version);
@@ -188,11 +230,7 @@ impl ModelManager {
             )
         })
         .await?
-        .map_err(|e| Error::LoadFailed {
-            model: record.model.clone(),
-            version: record.version,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| load_failed(&record, e))?;
         let request = warmup::request(&record.signature)?;
         let outputs = record
             .signature
@@ -202,11 +240,7 @@ impl ModelManager {
             .collect();
         pool.run(request, outputs)
             .await
-            .map_err(|e| Error::WarmUp {
-                model: record.model.clone(),
-                version: record.version,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| warm_up_failed(&record, e))?;
         tracing::info!(
             model = %record.model,
             version = record.version,
@@ -217,7 +251,35 @@ impl ModelManager {
             record,
             platform,
             bytes,
-            pool,
+            serving: Serving::Tensor(pool),
+        }))
+    }
+
+    /// Loads a language model from its (re-verified) file and warms it up by generating one
+    /// token.
+    async fn load_language(&self, record: VersionRecord) -> Result<Arc<LoadedModel>> {
+        let engine = self.engines.language(record.format)?.clone();
+        let path = self.registry.artifact_file(&record).await?;
+        let options = self.options.language.clone();
+        let started = Instant::now();
+        let platform = engine.platform();
+        let model = tokio::task::spawn_blocking(move || engine.load(&path, &options))
+            .await?
+            .map_err(|e| load_failed(&record, e))?;
+        warm_up_language(&model)
+            .await
+            .map_err(|e| warm_up_failed(&record, e))?;
+        tracing::info!(
+            model = %record.model,
+            version = record.version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "language model loaded and warmed up"
+        );
+        Ok(Arc::new(LoadedModel {
+            record,
+            platform,
+            bytes: model.memory_bytes(),
+            serving: Serving::Language(model),
         }))
     }
 
@@ -307,4 +369,44 @@ impl ModelManager {
             map.remove(&victim);
         }
     }
+}
+
+fn load_failed(record: &VersionRecord, e: impl std::fmt::Display) -> Error {
+    Error::LoadFailed {
+        model: record.model.clone(),
+        version: record.version,
+        reason: e.to_string(),
+    }
+}
+
+fn warm_up_failed(record: &VersionRecord, e: impl std::fmt::Display) -> Error {
+    Error::WarmUp {
+        model: record.model.clone(),
+        version: record.version,
+        reason: e.to_string(),
+    }
+}
+
+/// Generates one token greedily from a one-word prompt: the model decodes before it serves.
+pub(crate) async fn warm_up_language(model: &Arc<dyn LanguageModel>) -> Result<()> {
+    let prompt = model.tokenize("Hello", true)?;
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    model.submit(vec![GenerationJob {
+        prompt,
+        max_tokens: Some(1),
+        sampling: SamplingParams::default(),
+        stop: Vec::new(),
+        choice: 0,
+        events,
+    }])?;
+    while let Some(event) = received.recv().await {
+        match event {
+            GenerationEvent::Text { .. } => {}
+            GenerationEvent::Done { .. } => return Ok(()),
+            GenerationEvent::Failed { message, .. } => {
+                return Err(modelbay_engines::Error::Generation(message).into())
+            }
+        }
+    }
+    Err(Error::WorkerLost("the language model's scheduler".into()))
 }

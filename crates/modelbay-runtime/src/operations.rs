@@ -48,7 +48,7 @@ pub struct ModelMetadata {
 pub struct Routed {
     pub route: Route,
     pub model: Arc<LoadedModel>,
-    name: ModelName,
+    pub(crate) name: ModelName,
 }
 
 /// One row of the Triton-style repository index.
@@ -64,9 +64,9 @@ pub struct RepositoryEntry {
 /// The operations every protocol handler calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
-    registry: Registry,
-    engines: EngineSet,
-    manager: Arc<ModelManager>,
+    pub(crate) registry: Registry,
+    pub(crate) engines: EngineSet,
+    pub(crate) manager: Arc<ModelManager>,
     /// Shadow reports by model and shadow target, so a late result from a previous policy's
     /// target never lands in the current report.
     shadows: Arc<Mutex<HashMap<(ModelName, Target), ShadowReport>>>,
@@ -223,53 +223,29 @@ impl Runtime {
         req: PushRequest,
     ) -> Result<VersionRecord> {
         let labels = validate_metadata(&req)?;
-        let engine = match req.format {
-            Some(format) => self.engines.get(format)?.clone(),
-            None => {
-                let mut head = [0u8; 16];
-                let n = tokio::fs::File::open(staged.path())
-                    .await
-                    .map_err(modelbay_registry::Error::from)?
-                    .read(&mut head)
-                    .await
-                    .map_err(modelbay_registry::Error::from)?;
-                self.engines
-                    .detect(&head[..n])
-                    .ok_or_else(|| Error::UnknownFormat {
-                        known: ModelFormat::ALL
-                            .iter()
-                            .map(|f| f.as_str())
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    })?
-                    .clone()
-            }
+        let format = match req.format {
+            Some(format) => format,
+            None => self.detect_format(&staged).await?,
         };
         let path = staged.path().to_owned();
-        let inspector = engine.clone();
-        let signature = tokio::task::spawn_blocking(move || -> Result<Signature> {
-            let signature = inspector.inspect(&path)?;
-            // The version must answer its warm-up request before it is accepted, so that a push
-            // can never put an unservable version on a model's default route.
-            let bytes = std::fs::read(&path).map_err(modelbay_registry::Error::from)?;
-            let mut session = inspector.open(&bytes, &modelbay_engines::SessionOptions::default())?;
-            let outputs: Vec<String> = signature.outputs.iter().map(|o| o.name.clone()).collect();
-            session
-                .run(&crate::warmup::request(&signature)?, &outputs)
-                .map_err(|e| Error::InvalidMetadata(format!(
-                    "the model failed its warm-up inference (zeros, dynamic dimensions set to 1): {e}"
-                )))?;
-            Ok(signature)
-        })
-        .await??;
+        let (signature, details) = if self.engines.is_language(format) {
+            let engine = self.engines.language(format)?.clone();
+            let details = crate::validation::language(engine, path).await?;
+            (Signature::default(), details)
+        } else {
+            let engine = self.engines.tensor(format)?.clone();
+            let signature = crate::validation::tensor(engine, path).await?;
+            (signature, serde_json::json!({}))
+        };
         let record = self
             .registry
             .publish(
                 model,
                 &staged,
                 NewVersion {
-                    format: engine.format(),
+                    format,
                     signature,
+                    details,
                     description: req.description,
                     labels,
                     created_by: req.actor,
@@ -300,6 +276,26 @@ impl Runtime {
         Ok(record)
     }
 
+    /// The format of a staged upload, recognised from its first bytes.
+    async fn detect_format(&self, staged: &StagedArtifact) -> Result<ModelFormat> {
+        let mut head = [0u8; 16];
+        let n = tokio::fs::File::open(staged.path())
+            .await
+            .map_err(modelbay_registry::Error::from)?
+            .read(&mut head)
+            .await
+            .map_err(modelbay_registry::Error::from)?;
+        self.engines
+            .detect(&head[..n])
+            .ok_or_else(|| Error::UnknownFormat {
+                known: ModelFormat::ALL
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            })
+    }
+
     /// Routes a request (pinned version, alias or the model's default route) to a loaded
     /// version. `header` looks up a request header, for sticky routing. Handlers call this
     /// before decoding a body, so an unknown model is a 404 whatever the body.
@@ -328,7 +324,10 @@ impl Runtime {
             .as_ref()
             .map(|t| (t.clone(), valid.clone()));
         let started = Instant::now();
-        let outputs = model.pool.run(valid.inputs, valid.outputs).await?;
+        let outputs = model
+            .tensor_pool()?
+            .run(valid.inputs, valid.outputs)
+            .await?;
         if let Some((target, copy)) = shadow_copy {
             let primary_ms = started.elapsed().as_secs_f64() * 1e3;
             self.spawn_shadow(
@@ -369,7 +368,7 @@ impl Runtime {
                     },
                     &loaded.record.signature,
                 )?;
-                loaded.pool.run(valid.inputs, valid.outputs).await
+                loaded.tensor_pool()?.run(valid.inputs, valid.outputs).await
             }
             .await;
             let shadow_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -595,7 +594,7 @@ impl Runtime {
             name: record.model,
             versions,
             version: record.version,
-            platform: self.engines.get(record.format)?.platform(),
+            platform: self.engines.platform(record.format)?,
             signature: record.signature,
         })
     }

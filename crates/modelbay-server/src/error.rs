@@ -40,12 +40,20 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::DataCorruption | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// Whether the client should retry after a pause (sent with `Retry-After`).
+fn retry_later(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Overloaded | ErrorCode::RateLimited)
+}
+
+impl ApiError {
+    /// The status and the message a client may see: 5xx bodies carry no internals, except
+    /// for capacity and availability, which the client can act on.
+    fn public(self) -> (StatusCode, ErrorCode, String) {
         let status = http_status(self.code);
         let message = if status.is_server_error()
             && self.code != ErrorCode::Overloaded
@@ -58,13 +66,61 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-        if self.code == ErrorCode::Overloaded {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
+        (status, self.code, message)
+    }
+
+    /// The same error in the OpenAI API's shape.
+    pub fn openai(self) -> OpenAiError {
+        OpenAiError(self)
+    }
+}
+
+fn with_retry_after(mut response: Response, code: ErrorCode) -> Response {
+    if retry_later(code) {
         response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.public();
+        let response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        with_retry_after(response, code)
+    }
+}
+
+/// An error rendered as the OpenAI API does: `{"error": {"message", "type", "param", "code"}}`,
+/// so that OpenAI clients raise their usual exceptions.
+#[derive(Debug)]
+pub struct OpenAiError(ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.0.public();
+        let kind = match code {
+            ErrorCode::RateLimited | ErrorCode::Overloaded => "rate_limit_error",
+            _ if status.is_server_error() => "server_error",
+            ErrorCode::NotFound => "not_found_error",
+            _ => "invalid_request_error",
+        };
+        let code_name = match code {
+            ErrorCode::NotFound => "model_not_found",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
+            other => other.as_str(),
+        };
+        let body = serde_json::json!({
+            "error": { "message": message, "type": kind, "param": null, "code": code_name }
+        });
+        with_retry_after((status, Json(body)).into_response(), code)
     }
 }
 
@@ -73,6 +129,12 @@ macro_rules! from_layer_error {
         impl From<$t> for ApiError {
             fn from(e: $t) -> Self {
                 Self::new(e.code(), e.to_string())
+            }
+        }
+
+        impl From<$t> for OpenAiError {
+            fn from(e: $t) -> Self {
+                Self(e.into())
             }
         }
     )*};

@@ -1,10 +1,11 @@
-//! The network edges of modelbay: the HTTP router with the Open Inference Protocol v2 and the
-//! management API. Handlers parse, call one runtime operation and format; errors become HTTP
+//! The network edges of modelbay: the HTTP router with the Open Inference Protocol v2, the
+//! OpenAI API for language models and the management API. Handlers parse, call one runtime operation and format; errors become HTTP
 //! responses in one place ([`error`]).
 
 mod body;
 pub mod error;
 mod management;
+mod openai;
 mod v2;
 mod versioning_api;
 
@@ -48,6 +49,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::routes())
+        .merge(openai::routes())
         .merge(management::routes())
         .merge(versioning_api::routes())
         .fallback(not_found)

@@ -35,6 +35,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             intra_op_threads: settings.intra_op_threads,
             queue_capacity: settings.queue_capacity,
             max_model_memory: settings.max_model_memory,
+            language: settings.language.clone(),
         },
     );
     let ready = Arc::new(AtomicBool::new(false));
@@ -78,12 +79,17 @@ fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
         let onnx = modelbay_engines::onnx::OnnxEngine::new(settings.onnxruntime_lib.as_deref())?;
         engines = engines.with(Arc::new(onnx));
     }
+    #[cfg(feature = "llm")]
+    {
+        engines = engines.with_language(Arc::new(modelbay_engines::llama::LlamaEngine));
+    }
     let _ = settings;
     Ok(engines)
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

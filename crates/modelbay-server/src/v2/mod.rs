@@ -30,7 +30,7 @@ const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
 const VERSION_HEADER: &str = "x-modelbay-model-version";
 
 /// Response header naming the alias a request was routed through, when there was one.
-const ALIAS_HEADER: &str = "x-modelbay-alias";
+pub(super) const ALIAS_HEADER: &str = "x-modelbay-alias";
 
 pub fn routes() -> Router<AppState> {
     Router::new()

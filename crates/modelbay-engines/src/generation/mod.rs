@@ -1,0 +1,181 @@
+//! Text generation, independent of the engine that does it: what a caller asks for, the events
+//! a generation streams back, and the traits a language-model engine implements.
+
+mod text;
+
+use std::{path::Path, sync::Arc};
+
+use modelbay_core::ModelFormat;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use text::TextAssembler;
+
+use crate::Result;
+
+/// A token id in the model's vocabulary.
+pub type TokenId = i32;
+
+/// One turn of a conversation, as the chat template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 picks the most likely token every time (deterministic).
+    pub temperature: f32,
+    /// Nucleus sampling: only the most likely tokens whose probabilities add up to `top_p`.
+    pub top_p: f32,
+    pub seed: u32,
+    /// Subtracted once from the logit of every token already generated.
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit for each time it was generated.
+    pub frequency_penalty: f32,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+        }
+    }
+}
+
+/// One sequence to generate.
+#[derive(Debug)]
+pub struct GenerationJob {
+    pub prompt: Vec<TokenId>,
+    /// Most tokens to generate; `None`: up to the sequence's context.
+    pub max_tokens: Option<u32>,
+    pub sampling: SamplingParams,
+    /// Generation stops before any of these texts, which are not returned.
+    pub stop: Vec<String>,
+    /// Tags this job's events (the choice index of an OpenAI response).
+    pub choice: u32,
+    /// Where the events go. When the receiver is dropped the generation is cancelled and its
+    /// slot freed at the next step.
+    pub events: UnboundedSender<GenerationEvent>,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn or a stop text was reached.
+    Stop,
+    /// `max_tokens` (or the context) was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// The name OpenAI's API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// What a running generation reports, in order: text pieces, then exactly one `Done` or
+/// `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// New text: always whole UTF-8 characters, never part of a stop text.
+    Text {
+        choice: u32,
+        text: String,
+    },
+    Done {
+        choice: u32,
+        reason: FinishReason,
+        completion_tokens: u32,
+    },
+    Failed {
+        choice: u32,
+        message: String,
+    },
+}
+
+/// Serving limits of a loaded language model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageModelLimits {
+    /// Tokens (prompt and completion) one sequence may hold.
+    pub context_per_sequence: u32,
+    /// Sequences decoded together.
+    pub max_sequences: u32,
+    /// Sequences that may wait for a slot before new ones are refused.
+    pub max_waiting: u32,
+}
+
+/// A loaded language model: tokenizer, chat template and a scheduler that decodes many
+/// sequences together.
+pub trait LanguageModel: Send + Sync {
+    fn limits(&self) -> &LanguageModelLimits;
+
+    /// Tokens of `text`; `add_special` adds the model's begin-of-text token if it uses one.
+    /// Special-token texts in `text` (e.g. `<|im_start|>`) become their tokens.
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenId>>;
+
+    /// The prompt for a conversation, rendered with the model's own chat template.
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>>;
+
+    /// Number of tokens in the vocabulary.
+    fn vocabulary_size(&self) -> u32;
+
+    /// Queues jobs for generation. Fails without queueing any of them when the queue cannot
+    /// take them all, or when one cannot fit in a sequence's context.
+    fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()>;
+
+    /// Estimated memory held: weights plus KV cache.
+    fn memory_bytes(&self) -> u64;
+}
+
+/// Serving settings for language models, chosen by the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageOptions {
+    /// Threads each model's decode loop uses; keep it at or below the cores it may have.
+    pub threads: u32,
+    pub max_sequences: u32,
+    pub context_per_sequence: u32,
+    pub max_waiting: u32,
+    /// Largest number of tokens one decode step processes (prompt chunks and decode tokens).
+    pub batch_tokens: u32,
+}
+
+impl Default for LanguageOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            max_sequences: 8,
+            context_per_sequence: 2048,
+            max_waiting: 64,
+            batch_tokens: 512,
+        }
+    }
+}
+
+/// Knows one language-model format: recognises it, validates a file at push time, loads it.
+pub trait LanguageEngine: Send + Sync {
+    fn format(&self) -> ModelFormat;
+
+    /// The platform name reported in v2 model metadata.
+    fn platform(&self) -> &'static str;
+
+    fn sniff(&self, head: &[u8]) -> bool;
+
+    /// Validates the file and reads the facts kept with the version in the registry.
+    fn inspect(&self, path: &Path) -> Result<serde_json::Value>;
+
+    /// Loads the model and starts its scheduler (blocking).
+    fn load(&self, path: &Path, options: &LanguageOptions) -> Result<Arc<dyn LanguageModel>>;
+}

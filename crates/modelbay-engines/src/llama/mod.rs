@@ -1,0 +1,216 @@
+//! GGUF language models on llama.cpp (through `llama-cpp-2`): tokenizer and chat template from
+//! the file, and a scheduler thread per model that owns its context and decodes every running
+//! sequence together (continuous batching).
+
+mod sampling;
+mod scheduler;
+
+use std::{
+    path::Path,
+    sync::{Arc, OnceLock},
+};
+
+use crossbeam_channel::{Sender, TrySendError};
+use llama_cpp_2::{
+    llama_backend::LlamaBackend,
+    model::{params::LlamaModelParams, LlamaModel},
+    token::LlamaToken,
+    LogOptions,
+};
+use modelbay_core::ModelFormat;
+
+use crate::{
+    chat_template::ChatTemplate,
+    generation::{
+        ChatMessage, GenerationJob, LanguageEngine, LanguageModel, LanguageModelLimits,
+        LanguageOptions, TokenId,
+    },
+    gguf::GgufHeader,
+    Error, Result,
+};
+
+/// The llama.cpp engine for GGUF files.
+#[derive(Debug, Default)]
+pub struct LlamaEngine;
+
+/// llama.cpp's process-wide initialisation, done once.
+fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            llama_cpp_2::send_logs_to_tracing(LogOptions::default());
+            Ok(backend)
+        })
+        .as_ref()
+        .map_err(|e| Error::LibraryUnavailable(format!("llama.cpp failed to initialise: {e}")))
+}
+
+impl LanguageEngine for LlamaEngine {
+    fn format(&self) -> ModelFormat {
+        ModelFormat::Gguf
+    }
+
+    fn platform(&self) -> &'static str {
+        "llama.cpp"
+    }
+
+    fn sniff(&self, head: &[u8]) -> bool {
+        crate::gguf::sniff(head)
+    }
+
+    fn inspect(&self, path: &Path) -> Result<serde_json::Value> {
+        let header = GgufHeader::read(path)?;
+        let details = header.details()?;
+        if let Some(source) = header.string("tokenizer.chat_template") {
+            ChatTemplate::new(source, String::new(), String::new())?;
+        }
+        serde_json::to_value(details).map_err(|e| Error::Generation(e.to_string()))
+    }
+
+    fn load(&self, path: &Path, options: &LanguageOptions) -> Result<Arc<dyn LanguageModel>> {
+        let backend = backend()?;
+        let header = GgufHeader::read(path)?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| Error::InvalidModel(format!("llama.cpp could not load the model: {e}")))?;
+        let model = Arc::new(model);
+        let trained = model.n_ctx_train();
+        let limits = LanguageModelLimits {
+            context_per_sequence: options.context_per_sequence.min(trained.max(1)),
+            max_sequences: options.max_sequences.max(1),
+            max_waiting: options.max_waiting,
+        };
+        let template = match header.string("tokenizer.chat_template") {
+            Some(source) => {
+                let vocab = model.vocab();
+                let text = |t: LlamaToken| {
+                    String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+                };
+                Some(ChatTemplate::new(
+                    source,
+                    text(vocab.bos()),
+                    text(vocab.eos()),
+                )?)
+            }
+            None => None,
+        };
+        let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let kv_bytes = kv_cache_bytes(&model, &limits);
+        let jobs = scheduler::start(backend, model.clone(), options, &limits)?;
+        Ok(Arc::new(LlamaLanguageModel {
+            model,
+            template,
+            limits,
+            jobs,
+            memory_bytes: file_bytes + kv_bytes,
+        }))
+    }
+}
+
+/// Bytes of an f16 KV cache for every sequence's full context.
+fn kv_cache_bytes(model: &LlamaModel, limits: &LanguageModelLimits) -> u64 {
+    let heads = u64::from(model.n_head().max(1));
+    let head_dim = model.n_embd() as u64 / heads;
+    let per_token = 2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head_dim;
+    per_token * u64::from(limits.context_per_sequence) * u64::from(limits.max_sequences)
+}
+
+struct LlamaLanguageModel {
+    model: Arc<LlamaModel>,
+    template: Option<ChatTemplate>,
+    limits: LanguageModelLimits,
+    jobs: Sender<GenerationJob>,
+    memory_bytes: u64,
+}
+
+impl LanguageModel for LlamaLanguageModel {
+    fn limits(&self) -> &LanguageModelLimits {
+        &self.limits
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenId>> {
+        Ok(self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, true)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            Error::InvalidRequest(
+                "this model has no chat template; use /v1/completions with a prompt".into(),
+            )
+        })?;
+        let text = template.render(messages)?;
+        // A template that writes the begin-of-text token itself must not get a second one.
+        let vocab = self.model.vocab();
+        let bos = vocab.token_to_piece(vocab.bos(), true, None);
+        let add_special = bos.is_empty() || !text.as_bytes().starts_with(&bos);
+        self.tokenize(&text, add_special)
+    }
+
+    fn vocabulary_size(&self) -> u32 {
+        self.model.n_vocab().max(0) as u32
+    }
+
+    fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()> {
+        let context = self.limits.context_per_sequence as usize;
+        let vocabulary = self.model.n_vocab();
+        for job in &jobs {
+            if job.prompt.is_empty() {
+                return Err(Error::InvalidRequest("the prompt is empty".into()));
+            }
+            if let Some(bad) = job.prompt.iter().find(|&&t| t < 0 || t >= vocabulary) {
+                return Err(Error::InvalidRequest(format!(
+                    "token {bad} is not in the model's vocabulary (0..{vocabulary})"
+                )));
+            }
+            let prompt = job.prompt.len();
+            if prompt >= context {
+                return Err(Error::InvalidRequest(format!(
+                    "the prompt is {prompt} tokens long; this model's context per sequence is \
+                     {context} tokens, which must hold the prompt and at least one generated token"
+                )));
+            }
+            if let Some(max) = job.max_tokens {
+                if prompt + max as usize > context {
+                    return Err(Error::InvalidRequest(format!(
+                        "this model's context per sequence is {context} tokens, but {} were \
+                         requested ({prompt} in the prompt, {max} to generate); lower max_tokens \
+                         or shorten the prompt",
+                        prompt + max as usize
+                    )));
+                }
+            }
+        }
+        let free = self.jobs.capacity().unwrap_or(usize::MAX) - self.jobs.len();
+        if jobs.len() > free {
+            return Err(Error::QueueFull {
+                waiting: self.jobs.len(),
+            });
+        }
+        for job in jobs {
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    return Err(Error::QueueFull {
+                        waiting: self.jobs.len(),
+                    })
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(Error::Generation(
+                        "the model's scheduler has stopped".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+}

@@ -1,0 +1,277 @@
+//! Continuous batching: one thread owns a llama.cpp context holding up to `max_sequences`
+//! sequences. Every step it admits waiting jobs into free slots, puts one token of every
+//! decoding sequence and chunks of new prompts into one batch, decodes it, and samples each
+//! sequence's next token. A sequence that finishes or whose client went away frees its slot
+//! and KV cache at once, and the next waiting job takes it at the following step.
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use llama_cpp_2::{
+    context::{params::LlamaContextParams, LlamaContext},
+    llama_backend::LlamaBackend,
+    llama_batch::LlamaBatch,
+    model::LlamaModel,
+    sampling::LlamaSampler,
+    token::LlamaToken,
+};
+
+use crate::{
+    generation::{
+        FinishReason, GenerationEvent, GenerationJob, LanguageModelLimits, LanguageOptions,
+        TextAssembler,
+    },
+    Error, Result,
+};
+
+/// How long an idle scheduler waits before checking again whether it is still needed.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Starts the scheduler thread for `model` and returns the queue that feeds it. Fails if the
+/// context cannot be created.
+pub(super) fn start(
+    backend: &'static LlamaBackend,
+    model: Arc<LlamaModel>,
+    options: &LanguageOptions,
+    limits: &LanguageModelLimits,
+) -> Result<Sender<GenerationJob>> {
+    let (jobs, queue) = bounded::<GenerationJob>(limits.max_waiting.max(1) as usize);
+    let (started, outcome) = std::sync::mpsc::channel::<Result<()>>();
+    let threads = options.threads.max(1) as i32;
+    let slots = limits.max_sequences;
+    let per_sequence = limits.context_per_sequence;
+    let batch_tokens = options.batch_tokens.max(slots).max(1);
+    std::thread::Builder::new()
+        .name("llm-scheduler".into())
+        .spawn(move || {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(slots * per_sequence))
+                .with_n_batch(batch_tokens)
+                .with_n_ubatch(batch_tokens)
+                .with_n_seq_max(slots)
+                .with_kv_unified(true)
+                .with_n_threads(threads)
+                .with_n_threads_batch(threads);
+            let context = match model.new_context(backend, params) {
+                Ok(context) => context,
+                Err(e) => {
+                    let _ = started.send(Err(Error::InvalidModel(format!(
+                        "llama.cpp could not create a context of {slots}×{per_sequence} tokens: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
+            Scheduler {
+                model: &model,
+                context,
+                batch: LlamaBatch::new(batch_tokens as usize, 1),
+                batch_tokens: batch_tokens as usize,
+                slots: (0..slots).map(|_| None).collect(),
+                queue,
+            }
+            .run();
+        })
+        .map_err(|e| Error::Generation(format!("cannot start the scheduler thread: {e}")))?;
+    outcome
+        .recv()
+        .map_err(|_| Error::Generation("the scheduler thread stopped while starting".into()))??;
+    Ok(jobs)
+}
+
+/// One running sequence.
+struct Sequence {
+    job: GenerationJob,
+    sampler: LlamaSampler,
+    text: TextAssembler,
+    /// Tokens to feed the model next: the prompt's remainder, or the last sampled token.
+    pending: Vec<LlamaToken>,
+    /// Position of the next token fed.
+    position: i32,
+    /// Tokens generated so far.
+    generated: u32,
+    /// `max_tokens`, or what is left of the context after the prompt.
+    budget: u32,
+}
+
+struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    context: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    batch_tokens: usize,
+    /// Slot `i` is sequence id `i` in the context.
+    slots: Vec<Option<Sequence>>,
+    queue: Receiver<GenerationJob>,
+}
+
+impl Scheduler<'_> {
+    fn run(mut self) {
+        loop {
+            if !self.admit() {
+                return;
+            }
+            self.drop_cancelled();
+            if self.slots.iter().all(Option::is_none) {
+                continue;
+            }
+            self.step();
+        }
+    }
+
+    /// Moves waiting jobs into free slots. Blocks while nothing runs; returns false once the
+    /// model is unloaded (its queue closed) and nothing is left to finish.
+    fn admit(&mut self) -> bool {
+        while let Some(free) = self.slots.iter().position(Option::is_none) {
+            let idle = self.slots.iter().all(Option::is_none);
+            let job = if idle {
+                match self.queue.recv_timeout(IDLE_WAIT) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return false,
+                }
+            } else {
+                match self.queue.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => return true,
+                }
+            };
+            if job.events.is_closed() {
+                continue; // the client left while it waited
+            }
+            let context = self.context.n_ctx() / self.slots.len() as u32;
+            let prompt = job.prompt.len() as u32;
+            let budget = job
+                .max_tokens
+                .unwrap_or(u32::MAX)
+                .min(context.saturating_sub(prompt));
+            let sequence = Sequence {
+                sampler: super::sampling::chain(&job.sampling, self.model.n_vocab()),
+                text: TextAssembler::new(job.stop.clone()),
+                pending: job.prompt.iter().map(|&t| LlamaToken(t)).collect(),
+                position: 0,
+                generated: 0,
+                budget,
+                job,
+            };
+            self.clear(free);
+            self.slots[free] = Some(sequence);
+        }
+        true
+    }
+
+    /// Frees the slots of sequences whose client went away.
+    fn drop_cancelled(&mut self) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot]
+                .as_ref()
+                .is_some_and(|s| s.job.events.is_closed())
+            {
+                self.slots[slot] = None;
+                self.clear(slot);
+            }
+        }
+    }
+
+    fn clear(&mut self, slot: usize) {
+        let _ = self
+            .context
+            .clear_kv_cache_seq(Some(slot as u32), None, None);
+    }
+
+    /// One decode step over every running sequence.
+    fn step(&mut self) {
+        self.batch.clear();
+        // Batch rows whose logits are sampled, by slot.
+        let mut sampled: Vec<(usize, i32)> = Vec::new();
+        // Decoding sequences first (one token each), then prompt chunks in the space left.
+        let mut order: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .collect();
+        order.sort_by_key(|&i| self.slots[i].as_ref().map_or(0, |s| s.pending.len()));
+        for slot in order {
+            let room = self.batch_tokens - self.batch.n_tokens() as usize;
+            if room == 0 {
+                break;
+            }
+            let Some(sequence) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let take = sequence.pending.len().min(room);
+            let completes = take == sequence.pending.len();
+            for (i, token) in sequence.pending.drain(..take).enumerate() {
+                let last = completes && i + 1 == take;
+                if self
+                    .batch
+                    .add(token, sequence.position, &[slot as i32], last)
+                    .is_err()
+                {
+                    break; // cannot happen: room was checked
+                }
+                sequence.position += 1;
+            }
+            if completes {
+                sampled.push((slot, self.batch.n_tokens() - 1));
+            }
+        }
+        if let Err(e) = self.context.decode(&mut self.batch) {
+            tracing::error!(error = %e, "llama.cpp decode failed; failing the running sequences");
+            for slot in 0..self.slots.len() {
+                if let Some(sequence) = self.slots[slot].take() {
+                    let _ = sequence.job.events.send(GenerationEvent::Failed {
+                        choice: sequence.job.choice,
+                        message: format!("the model failed to decode: {e}"),
+                    });
+                    self.clear(slot);
+                }
+            }
+            return;
+        }
+        for (slot, row) in sampled {
+            if let Some(reason) = self.sample(slot, row) {
+                if let Some(mut sequence) = self.slots[slot].take() {
+                    let rest = sequence.text.finish();
+                    let choice = sequence.job.choice;
+                    if reason == FinishReason::Length && !rest.is_empty() {
+                        let _ = sequence
+                            .job
+                            .events
+                            .send(GenerationEvent::Text { choice, text: rest });
+                    }
+                    let _ = sequence.job.events.send(GenerationEvent::Done {
+                        choice,
+                        reason,
+                        completion_tokens: sequence.generated,
+                    });
+                }
+                self.clear(slot);
+            }
+        }
+    }
+
+    /// Samples a sequence's next token from batch row `row`; returns why it ended, if it did.
+    fn sample(&mut self, slot: usize, row: i32) -> Option<FinishReason> {
+        let sequence = self.slots[slot].as_mut()?;
+        let token = sequence.sampler.sample(&self.context, row);
+        sequence.generated += 1;
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return Some(FinishReason::Stop);
+        }
+        let bytes = vocab.token_to_piece(token, false, None);
+        let piece = sequence.text.push(&bytes);
+        if !piece.text.is_empty() {
+            let _ = sequence.job.events.send(GenerationEvent::Text {
+                choice: sequence.job.choice,
+                text: piece.text,
+            });
+        }
+        if piece.stopped {
+            return Some(FinishReason::Stop);
+        }
+        if sequence.generated >= sequence.budget {
+            return Some(FinishReason::Length);
+        }
+        sequence.pending.push(token);
+        None
+    }
+}

@@ -1,0 +1,163 @@
+//! Text generation on language-model versions: preparing prompts (chat template, tokenizer),
+//! queueing one sequence per choice, and listing what can serve chat and completions.
+
+use std::hash::{BuildHasher, RandomState};
+
+use chrono::{DateTime, Utc};
+use modelbay_core::{ModelName, VersionRef};
+use modelbay_engines::{
+    generation::{ChatMessage, GenerationEvent, GenerationJob, SamplingParams, TokenId},
+    LanguageModel,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::{Result, Routed, Runtime};
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// A conversation, rendered with the model's chat template.
+    Chat(Vec<ChatMessage>),
+    /// Raw text, tokenized as is.
+    Text(String),
+    /// Token ids, used as they are.
+    Tokens(Vec<TokenId>),
+}
+
+/// A generation request after protocol-level validation.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    /// One or more prompts; each gets `n` choices.
+    pub prompts: Vec<Prompt>,
+    pub n: u32,
+    pub max_tokens: Option<u32>,
+    /// Sampling settings; the seed of choice `i` is `seed + i`.
+    pub sampling: SamplingParams,
+    /// `None`: a random seed.
+    pub seed: Option<u32>,
+    pub stop: Vec<String>,
+}
+
+/// A generation in progress. Dropping it cancels every sequence it started.
+pub struct Generation {
+    /// Events of every choice, interleaved; choice `p * n + i` is prompt `p`'s `i`-th.
+    pub events: UnboundedReceiver<GenerationEvent>,
+    /// Prompt tokens over all prompts (each counted once, whatever `n`).
+    pub prompt_tokens: u32,
+    /// How many choices will finish.
+    pub choices: u32,
+}
+
+/// A name under which a language model can be addressed, for `/v1/models`.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// `name` or `name@alias`.
+    pub id: String,
+    pub created: DateTime<Utc>,
+    pub details: serde_json::Value,
+}
+
+impl Runtime {
+    /// Prepares the prompts and queues one sequence per choice on the routed version.
+    pub async fn generate(&self, routed: &Routed, req: GenerationRequest) -> Result<Generation> {
+        let model = routed.model.language_model()?.clone();
+        let choices = u32::try_from(req.prompts.len())
+            .ok()
+            .and_then(|p| p.checked_mul(req.n))
+            .unwrap_or(u32::MAX);
+        let limits = model.limits();
+        let most = limits.max_sequences.max(limits.max_waiting);
+        if choices > most {
+            return Err(modelbay_engines::Error::InvalidRequest(format!(
+                "{choices} sequences requested (prompts × n); this model takes at most {most} \
+                 at once"
+            ))
+            .into());
+        }
+        let prompts = req.prompts;
+        let tokenizer = model.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            prompts
+                .into_iter()
+                .map(|prompt| prepare(tokenizer.as_ref(), prompt))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await??;
+        let seed = req
+            .seed
+            .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()) as u32);
+        let (events, received) = tokio::sync::mpsc::unbounded_channel();
+        let mut jobs = Vec::new();
+        let mut prompt_tokens = 0u32;
+        for (p, prompt) in prepared.into_iter().enumerate() {
+            prompt_tokens = prompt_tokens.saturating_add(prompt.len() as u32);
+            for i in 0..req.n {
+                jobs.push(GenerationJob {
+                    prompt: prompt.clone(),
+                    max_tokens: req.max_tokens,
+                    sampling: SamplingParams {
+                        seed: seed.wrapping_add(i),
+                        ..req.sampling.clone()
+                    },
+                    stop: req.stop.clone(),
+                    choice: p as u32 * req.n + i,
+                    events: events.clone(),
+                });
+            }
+        }
+        model.submit(jobs)?;
+        Ok(Generation {
+            events: received,
+            prompt_tokens,
+            choices,
+        })
+    }
+
+    /// Every name that routes to a language model: the model's name when its default route
+    /// does, and `name@alias` for each alias that does.
+    pub async fn served_language_models(&self) -> Result<Vec<ServedModel>> {
+        let mut served = Vec::new();
+        for summary in self.registry.models().await? {
+            let name = ModelName::new(&summary.name)?;
+            let versions = self.registry.versions(&name).await?;
+            let is_language = |number: u32| {
+                versions.iter().any(|v| {
+                    v.version == number && !v.archived && self.engines.is_language(v.format)
+                })
+            };
+            let routes = self.manager.routes(&name).await?;
+            if let Ok(default) = routes.representative(&name, &VersionRef::Default) {
+                if is_language(default) {
+                    served.push(entry(summary.name.clone(), &versions, default));
+                }
+            }
+            for version in versions.iter().filter(|v| is_language(v.version)) {
+                for alias in &version.aliases {
+                    served.push(entry(
+                        format!("{}@{alias}", summary.name),
+                        &versions,
+                        version.version,
+                    ));
+                }
+            }
+        }
+        Ok(served)
+    }
+}
+
+fn entry(id: String, versions: &[modelbay_registry::VersionRecord], number: u32) -> ServedModel {
+    let record = versions.iter().find(|v| v.version == number);
+    ServedModel {
+        id,
+        created: record.map(|v| v.created_at).unwrap_or_default(),
+        details: record.map(|v| v.details.clone()).unwrap_or_default(),
+    }
+}
+
+fn prepare(model: &dyn LanguageModel, prompt: Prompt) -> Result<Vec<TokenId>> {
+    Ok(match prompt {
+        Prompt::Chat(messages) => model.chat_prompt(&messages)?,
+        Prompt::Text(text) => model.tokenize(&text, true)?,
+        Prompt::Tokens(tokens) => tokens,
+    })
+}
