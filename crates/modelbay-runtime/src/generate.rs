@@ -65,8 +65,8 @@ impl Runtime {
             .ok()
             .and_then(|p| p.checked_mul(req.n))
             .unwrap_or(u32::MAX);
-        let limits = model.limits();
-        let most = limits.max_sequences.max(limits.max_waiting);
+        // They must all fit in the waiting queue at once.
+        let most = model.limits().max_waiting.max(1);
         if choices > most {
             return Err(modelbay_engines::Error::InvalidRequest(format!(
                 "{choices} sequences requested (prompts × n); this model takes at most {most} \

@@ -317,6 +317,7 @@ impl Runtime {
     /// has a shadow target, a copy runs there in the background and is only recorded.
     pub async fn infer(&self, routed: &Routed, req: InferRequest) -> Result<InferResponse> {
         let model = &routed.model;
+        let pool = model.tensor_pool()?;
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
         let shadow_copy = routed
             .route
@@ -324,10 +325,7 @@ impl Runtime {
             .as_ref()
             .map(|t| (t.clone(), valid.clone()));
         let started = Instant::now();
-        let outputs = model
-            .tensor_pool()?
-            .run(valid.inputs, valid.outputs)
-            .await?;
+        let outputs = pool.run(valid.inputs, valid.outputs).await?;
         if let Some((target, copy)) = shadow_copy {
             let primary_ms = started.elapsed().as_secs_f64() * 1e3;
             self.spawn_shadow(

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod crash;
 mod inference;
+mod llm;
 mod registry;
 mod tensors;
 mod versioning;

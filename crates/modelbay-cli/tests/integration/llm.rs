@@ -1,0 +1,655 @@
+//! Language models through the OpenAI API, with the real SmolLM2-135M-Instruct (Q4_1 GGUF).
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::common::{repo_root, TestServer};
+
+fn smollm2() -> Vec<u8> {
+    let path = std::env::var("MODELBAY_SMOLLM2")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "SmolLM2 is missing at {} ({e}): run scripts/fetch-models.sh",
+            path.display()
+        )
+    })
+}
+
+/// A server (one decode thread, so parallel tests share the cores) with SmolLM2 as `chat`.
+async fn llm_server(extra: &[&str]) -> TestServer {
+    let mut args = vec!["--llm-threads", "1"];
+    args.extend_from_slice(extra);
+    let server = TestServer::start_with(&args).await;
+    let (status, body) = server.push_bytes("chat", "", smollm2()).await;
+    assert_eq!(status, 201, "{body}");
+    server
+}
+
+fn chat_body(content: &str, max_tokens: u32) -> Value {
+    json!({
+        "model": "chat",
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    })
+}
+
+async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    server.post_json(path, body).await
+}
+
+/// The content of a whole chat completion.
+fn content(body: &Value) -> String {
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no content in {body}"))
+        .to_owned()
+}
+
+/// A streamed response: every `data:` payload, with when it arrived.
+async fn stream(server: &TestServer, path: &str, body: &Value) -> Vec<(Duration, String)> {
+    let started = Instant::now();
+    let response = server
+        .http
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let mut bytes = response.bytes_stream();
+    while let Some(chunk) = bytes.next().await {
+        buffer.push_str(std::str::from_utf8(&chunk.unwrap()).expect("chunks are UTF-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for line in event.lines() {
+                if let Some(data) = line.strip_prefix("data: ") {
+                    events.push((started.elapsed(), data.to_owned()));
+                }
+            }
+        }
+    }
+    events
+}
+
+fn streamed_text(events: &[(Duration, String)], chat: bool) -> String {
+    events
+        .iter()
+        .filter(|(_, data)| data != "[DONE]")
+        .map(|(_, data)| serde_json::from_str::<Value>(data).unwrap())
+        .filter_map(|chunk| {
+            let choice = chunk["choices"].get(0)?.clone();
+            let text = if chat {
+                choice["delta"]["content"].as_str()
+            } else {
+                choice["text"].as_str()
+            };
+            text.map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn gguf_push_records_header_details_and_models_lists_aliases() {
+    let server = llm_server(&[]).await;
+    let (status, version) = server.get("/api/v1/models/chat/versions/1").await;
+    assert_eq!(status, 200, "{version}");
+    assert_eq!(version["format"], "gguf");
+    let details = &version["details"];
+    assert_eq!(details["architecture"], "llama");
+    assert_eq!(details["quantization"], "Q4_1");
+    assert_eq!(details["context_length"], 8192);
+    assert_eq!(details["chat_template"], true);
+    assert_eq!(details["parameters"], 134_515_008);
+
+    let response = server
+        .http
+        .put(server.url("/api/v1/models/chat/aliases/production"))
+        .json(&json!({ "version": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, models) = server.get("/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["chat", "chat@production"]);
+    assert_eq!(models["data"][0]["object"], "model");
+
+    // Addressed through its alias, the response says which version served it.
+    let mut body = chat_body("Hi", 2);
+    body["model"] = json!("chat@production");
+    let response = server
+        .http
+        .post(server.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-modelbay-model-version"], "1");
+    assert_eq!(response.headers()["x-modelbay-alias"], "production");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["model"], "chat@production");
+
+    // A GGUF file cut short is refused at push, not at first use.
+    let mut cut = smollm2();
+    cut.truncate(4096);
+    let (status, body) = server.push_bytes("broken", "", cut).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("GGUF"), "{body}");
+}
+
+#[tokio::test]
+async fn chat_and_completions_answer_in_openai_shape_with_usage() {
+    let server = llm_server(&[]).await;
+    let (status, body) = post(
+        &server,
+        "/v1/chat/completions",
+        &chat_body("What is the capital of France?", 24),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "chat");
+    assert!(body["created"].as_u64().unwrap() > 1_700_000_000);
+    let choice = &body["choices"][0];
+    assert_eq!(choice["index"], 0);
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert!(!content(&body).is_empty());
+    let usage = &body["usage"];
+    let (prompt, completion) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    // SmolLM2's template adds its default system prompt: the prompt is well over the question.
+    assert!(prompt > 20, "{usage}");
+    assert!((1..=24).contains(&completion), "{usage}");
+    assert_eq!(usage["total_tokens"].as_u64().unwrap(), prompt + completion);
+    match choice["finish_reason"].as_str().unwrap() {
+        "length" => assert_eq!(completion, 24),
+        "stop" => assert!(completion < 24),
+        other => panic!("finish_reason {other}"),
+    }
+
+    // max_tokens reached → "length", with exactly that many tokens.
+    let (status, body) = post(
+        &server,
+        "/v1/completions",
+        &json!({"model": "chat", "prompt": "One, two, three, four,", "max_tokens": 6, "temperature": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with("cmpl-"));
+    assert_eq!(body["object"], "text_completion");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(body["usage"]["completion_tokens"], 6);
+    assert!(!body["choices"][0]["text"].as_str().unwrap().is_empty());
+    // `max_completion_tokens` is the newer name of the same limit.
+    let mut newer = chat_body("Count to ten.", 0);
+    newer.as_object_mut().unwrap().remove("max_tokens");
+    newer["max_completion_tokens"] = json!(3);
+    let (status, body) = post(&server, "/v1/chat/completions", &newer).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+
+    // Several prompts, several choices each: indices follow prompt order.
+    let (status, body) = post(
+        &server,
+        "/v1/completions",
+        &json!({"model": "chat", "prompt": ["Red, green,", "Monday, Tuesday,"], "n": 2,
+                "max_tokens": 3, "temperature": 0.8, "seed": 7}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let indices: Vec<u64> = body["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [0, 1, 2, 3]);
+    assert_eq!(body["usage"]["completion_tokens"], 12);
+}
+
+#[tokio::test]
+async fn streaming_sends_tokens_as_they_come_then_usage_then_done() {
+    let server = llm_server(&[]).await;
+    let mut body = chat_body("Write a short story about a robot.", 48);
+    let (status, whole) = post(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{whole}");
+
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let events = stream(&server, "/v1/chat/completions", &body).await;
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    assert!(chunks.len() > 10, "{} chunks", chunks.len());
+    let id = chunks[0]["id"].as_str().unwrap();
+    for chunk in &chunks {
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["id"], id);
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    // The streamed text is the text of the same request unstreamed (temperature 0).
+    assert_eq!(streamed_text(&events, true), content(&whole));
+    // Then one chunk with the finish reason, then usage with no choices.
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(
+        finish["choices"][0]["finish_reason"],
+        whole["choices"][0]["finish_reason"]
+    );
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"], whole["usage"]);
+    // Tokens reach the client while the rest is still being generated.
+    let first = events[0].0;
+    let last = events.last().unwrap().0;
+    assert!(
+        first * 2 < last,
+        "first chunk at {first:?}, last at {last:?}: the response was buffered"
+    );
+
+    // Completions stream too, and without include_usage there is no usage chunk.
+    let events = stream(
+        &server,
+        "/v1/completions",
+        &json!({"model": "chat", "prompt": "Once upon a time", "max_tokens": 8,
+                "temperature": 0, "stream": true}),
+    )
+    .await;
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "length"
+    );
+}
+
+#[tokio::test]
+async fn multibyte_characters_are_never_split_in_a_stream() {
+    let server = llm_server(&[]).await;
+    let body = json!({"model": "chat", "prompt": "Emoji and accents: 😀 😃 😄 café, naïve, 東京,",
+                      "max_tokens": 40, "temperature": 0, "stream": true});
+    let events = stream(&server, "/v1/completions", &body).await;
+    let text = streamed_text(&events, false);
+    let mut whole = body.clone();
+    whole["stream"] = json!(false);
+    let (_, whole) = post(&server, "/v1/completions", &whole).await;
+    assert_eq!(text, whole["choices"][0]["text"].as_str().unwrap());
+    // Only a character that max_tokens cut off at the very end may be incomplete.
+    let complete = match whole["choices"][0]["finish_reason"].as_str() {
+        Some("length") => text.trim_end_matches('\u{fffd}'),
+        _ => &text,
+    };
+    assert!(
+        !complete.contains('\u{fffd}'),
+        "a character was broken: {text:?}"
+    );
+    assert!(!text.is_ascii(), "the model wrote only ASCII: {text:?}");
+}
+
+#[tokio::test]
+async fn stop_sequences_end_generation_before_the_stop_text() {
+    let server = llm_server(&[]).await;
+    let prompt = "List the days of the week: Monday, Tuesday,";
+    let request = |stop: Value| json!({"model": "chat", "prompt": prompt, "max_tokens": 30, "temperature": 0, "stop": stop});
+    let (status, free) = post(&server, "/v1/completions", &request(Value::Null)).await;
+    assert_eq!(status, 200, "{free}");
+    let free_text = free["choices"][0]["text"].as_str().unwrap().to_owned();
+    // Stop at the first word of length > 3 that the free run wrote after its first characters.
+    let word = free_text
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() > 3)
+        .unwrap_or_else(|| panic!("no word to stop at in {free_text:?}"))
+        .to_owned();
+    let expected = &free_text[..free_text.find(&word).unwrap()];
+    for stop in [json!(word), json!(["#never#", word])] {
+        let (status, body) = post(&server, "/v1/completions", &request(stop)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["choices"][0]["text"], expected,
+            "free run: {free_text:?}"
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    }
+    // Streamed, the stop text is cut the same way.
+    let mut streamed = request(json!([word]));
+    streamed["stream"] = json!(true);
+    let events = stream(&server, "/v1/completions", &streamed).await;
+    assert_eq!(streamed_text(&events, false), expected);
+}
+
+#[tokio::test]
+async fn temperature_zero_is_deterministic_alone_and_batched() {
+    let server = llm_server(&["--llm-max-sequences", "4"]).await;
+    let target = chat_body("Explain what a neural network is.", 32);
+    let (_, alone) = post(&server, "/v1/chat/completions", &target).await;
+    let alone = content(&alone);
+    let others = [
+        "Tell me a joke about cats.",
+        "What is the boiling point of water?",
+        "Name three colours.",
+    ];
+    // The others start first and are longer, so the target joins a running batch.
+    let mut bodies: Vec<Value> = others.iter().map(|q| chat_body(q, 48)).collect();
+    bodies.push(target.clone());
+    let results = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|body| post(&server, "/v1/chat/completions", body)),
+    )
+    .await;
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(content(&results[3].1), alone);
+
+    // Sampling with a seed is repeatable too.
+    let mut seeded = target.clone();
+    seeded["temperature"] = json!(0.9);
+    seeded["seed"] = json!(1234);
+    let (_, a) = post(&server, "/v1/chat/completions", &seeded).await;
+    let (_, b) = post(&server, "/v1/chat/completions", &seeded).await;
+    assert_eq!(content(&a), content(&b));
+}
+
+#[tokio::test]
+async fn a_disconnected_stream_frees_its_slot_and_a_full_queue_gets_429() {
+    let server = llm_server(&[
+        "--llm-max-sequences",
+        "1",
+        "--llm-max-waiting",
+        "1",
+        "--llm-context",
+        "2048",
+    ])
+    .await;
+    // A long generation takes the only slot; read one chunk, then hang up.
+    let long = json!({"model": "chat", "prompt": "Write a very long essay about the sea.",
+                      "max_tokens": 2000, "temperature": 0, "stream": true});
+    let response = server
+        .http
+        .post(server.url("/v1/completions"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    let mut chunks = response.bytes_stream();
+    chunks.next().await.unwrap().unwrap();
+
+    // While it runs, one request may wait; the next one is refused with 429 and Retry-After.
+    let waiting = tokio::spawn({
+        let (http, url) = (server.http.clone(), server.url("/v1/completions"));
+        async move {
+            let body = json!({"model": "chat", "prompt": "Hi", "max_tokens": 2});
+            http.post(url).json(&body).send().await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = server
+        .http
+        .post(server.url("/v1/completions"))
+        .json(&json!({"model": "chat", "prompt": "Hi", "max_tokens": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("capacity"));
+
+    // Hanging up frees the slot: the waiting request runs long before 2000 tokens could have.
+    drop(chunks);
+    let started = Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the waiting request finished once the stream was cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(waited.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let (status, body) = post(&server, "/v1/chat/completions", &chat_body("Hi", 3)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors_never_a_5xx() {
+    let server = llm_server(&["--llm-context", "256", "--llm-max-waiting", "8"]).await;
+    let (status, body) = server.push("tabular", "breast_cancer_lr.onnx").await;
+    assert_eq!(status, 201, "{body}");
+    let long_prompt = "word ".repeat(400);
+    let user = |content: &str| json!([{"role": "user", "content": content}]);
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "unknown model",
+            json!({"model": "nope", "messages": user("hi")}),
+            404,
+            "not found",
+        ),
+        (
+            "bad model name",
+            json!({"model": "No Such!", "messages": user("hi")}),
+            400,
+            "name",
+        ),
+        (
+            "prompt longer than the context",
+            json!({"model": "chat", "prompt": long_prompt}),
+            400,
+            "context",
+        ),
+        (
+            "prompt and max_tokens over the context",
+            json!({"model": "chat", "prompt": "hi", "max_tokens": 1000}),
+            400,
+            "max_tokens",
+        ),
+        (
+            "negative max_tokens",
+            json!({"model": "chat", "messages": user("hi"), "max_tokens": -1}),
+            400,
+            "max_tokens",
+        ),
+        (
+            "zero max_tokens",
+            json!({"model": "chat", "messages": user("hi"), "max_tokens": 0}),
+            400,
+            "max_tokens",
+        ),
+        (
+            "temperature too high",
+            json!({"model": "chat", "messages": user("hi"), "temperature": 2.5}),
+            400,
+            "temperature",
+        ),
+        (
+            "temperature negative",
+            json!({"model": "chat", "messages": user("hi"), "temperature": -0.1}),
+            400,
+            "temperature",
+        ),
+        (
+            "top_p above 1",
+            json!({"model": "chat", "messages": user("hi"), "top_p": 1.5}),
+            400,
+            "top_p",
+        ),
+        (
+            "presence_penalty out of range",
+            json!({"model": "chat", "messages": user("hi"), "presence_penalty": 3}),
+            400,
+            "presence_penalty",
+        ),
+        (
+            "frequency_penalty out of range",
+            json!({"model": "chat", "messages": user("hi"), "frequency_penalty": -9}),
+            400,
+            "frequency_penalty",
+        ),
+        (
+            "empty messages",
+            json!({"model": "chat", "messages": []}),
+            400,
+            "at least one message",
+        ),
+        (
+            "wrong role",
+            json!({"model": "chat", "messages": [{"role": "wizard", "content": "hi"}]}),
+            400,
+            "role",
+        ),
+        (
+            "message without content",
+            json!({"model": "chat", "messages": [{"role": "user"}]}),
+            400,
+            "no content",
+        ),
+        (
+            "image content",
+            json!({"model": "chat", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+            400,
+            "image_url",
+        ),
+        (
+            "n zero",
+            json!({"model": "chat", "messages": user("hi"), "n": 0}),
+            400,
+            "'n'",
+        ),
+        (
+            "n too large for the model",
+            json!({"model": "chat", "messages": user("hi"), "n": 10}),
+            400,
+            "at most",
+        ),
+        (
+            "messages not a list",
+            json!({"model": "chat", "messages": "hi"}),
+            400,
+            "not a valid request",
+        ),
+        (
+            "missing model",
+            json!({"messages": user("hi")}),
+            400,
+            "model",
+        ),
+        ("missing prompt", json!({"model": "chat"}), 400, "prompt"),
+        (
+            "empty prompt",
+            json!({"model": "chat", "prompt": ""}),
+            400,
+            "prompt",
+        ),
+        (
+            "token out of vocabulary",
+            json!({"model": "chat", "prompt": [1, 99999999]}),
+            400,
+            "vocabulary",
+        ),
+        (
+            "too many stops",
+            json!({"model": "chat", "prompt": "hi", "stop": vec!["x"; 17]}),
+            400,
+            "stop",
+        ),
+        (
+            "logprobs",
+            json!({"model": "chat", "messages": user("hi"), "logprobs": true}),
+            400,
+            "logprobs",
+        ),
+        (
+            "tools",
+            json!({"model": "chat", "messages": user("hi"), "tools": [{"type": "function"}]}),
+            400,
+            "tools",
+        ),
+        (
+            "echo",
+            json!({"model": "chat", "prompt": "hi", "echo": true}),
+            400,
+            "echo",
+        ),
+        (
+            "a tabular model for chat",
+            json!({"model": "tabular", "messages": user("hi")}),
+            400,
+            "not a language model",
+        ),
+    ];
+    for (what, body, expected, needle) in cases {
+        let path = if body.get("prompt").is_some() || what == "missing prompt" {
+            "/v1/completions"
+        } else {
+            "/v1/chat/completions"
+        };
+        let (status, answer) = post(&server, path, &body).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        let error = &answer["error"];
+        let message = error["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {answer}"));
+        assert!(
+            message.contains(needle),
+            "{what}: message {message:?} lacks {needle:?}"
+        );
+        assert!(
+            error["type"].is_string() && error["code"].is_string(),
+            "{what}: {answer}"
+        );
+    }
+    // Not JSON at all.
+    let response = server
+        .http
+        .post(server.url("/v1/chat/completions"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // A language model cannot serve v2 inference.
+    let (status, body) = post(
+        &server,
+        "/v2/models/chat/infer",
+        &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("language model"),
+        "{body}"
+    );
+    // And the server still serves.
+    let (status, body) = post(&server, "/v1/chat/completions", &chat_body("Hi", 2)).await;
+    assert_eq!(status, 200, "{body}");
+}
