@@ -1,0 +1,117 @@
+"""Checks that the unmodified `openai` Python client works against modelbay's OpenAI API.
+
+Starts the real server binary on 127.0.0.1 port 0 with a temporary data directory, pushes
+SmolLM2-135M-Instruct (GGUF) through the management API, then uses the client for the model
+list, chat and text completions (whole and streamed, with usage), and its error exceptions.
+
+Usage: tests/openai_check.py [path/to/modelbay]   (needs ORT_DYLIB_PATH and MODELBAY_SMOLLM2)
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import openai
+
+ROOT = Path(__file__).resolve().parent.parent
+checks = 0
+
+
+def check(condition, message):
+    global checks
+    if not condition:
+        raise AssertionError(message)
+    checks += 1
+
+
+def start_server(binary, data_dir):
+    proc = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--llm-threads", "2"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"},
+    )
+    for line in proc.stdout:
+        if line.startswith("modelbay listening on http://"):
+            return proc, line.strip().rsplit("http://", 1)[1]
+    raise RuntimeError("server exited before listening")
+
+
+def push(address, name, path):
+    with open(path, "rb") as f:
+        request = urllib.request.Request(
+            f"http://{address}/api/v1/models/{name}/versions", data=f.read(), method="POST")
+    with urllib.request.urlopen(request) as response:
+        check(response.status == 201, f"push {name}: {response.status}")
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/debug/modelbay")
+    model = os.environ.get("MODELBAY_SMOLLM2", str(ROOT / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, address = start_server(binary, data_dir)
+        try:
+            push(address, "chat", model)
+            client = openai.OpenAI(base_url=f"http://{address}/v1", api_key="unused", max_retries=0)
+
+            ids = [m.id for m in client.models.list()]
+            check(ids == ["chat"], f"models: {ids}")
+
+            messages = [{"role": "user", "content": "What is the capital of France?"}]
+            chat = client.chat.completions.create(model="chat", messages=messages, max_tokens=24, temperature=0)
+            check(chat.object == "chat.completion", chat)
+            check(chat.choices[0].message.role == "assistant", chat)
+            check(len(chat.choices[0].message.content) > 0, chat)
+            check(chat.choices[0].finish_reason in ("stop", "length"), chat)
+            check(chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens, chat.usage)
+
+            stream = client.chat.completions.create(
+                model="chat", messages=messages, max_tokens=24, temperature=0, stream=True,
+                stream_options={"include_usage": True})
+            pieces, finish, usage = [], None, None
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        pieces.append(choice.delta.content)
+                    finish = choice.finish_reason or finish
+            check("".join(pieces) == chat.choices[0].message.content, f"stream {pieces!r}")
+            check(finish == chat.choices[0].finish_reason, finish)
+            check(usage is not None and usage.completion_tokens == chat.usage.completion_tokens, usage)
+            check(len(pieces) > 1, "the stream came in one piece")
+
+            text = client.completions.create(model="chat", prompt="One, two, three,", max_tokens=5, temperature=0)
+            check(text.object == "text_completion", text)
+            check(text.choices[0].finish_reason == "length" and text.usage.completion_tokens == 5, text)
+            streamed = "".join(c.choices[0].text for c in client.completions.create(
+                model="chat", prompt="One, two, three,", max_tokens=5, temperature=0, stream=True) if c.choices)
+            check(streamed == text.choices[0].text, f"{streamed!r} != {text.choices[0].text!r}")
+
+            stopped = client.completions.create(
+                model="chat", prompt="One, two, three,", max_tokens=20, temperature=0, stop=[","])
+            check("," not in stopped.choices[0].text and stopped.choices[0].finish_reason == "stop", stopped)
+
+            try:
+                client.chat.completions.create(model="missing", messages=messages)
+                check(False, "an unknown model was accepted")
+            except openai.NotFoundError as e:
+                check(e.status_code == 404 and "not found" in e.message, e)
+            try:
+                client.chat.completions.create(model="chat", messages=messages, temperature=5)
+                check(False, "temperature 5 was accepted")
+            except openai.BadRequestError as e:
+                check("temperature" in e.message, e)
+            try:
+                client.chat.completions.create(model="chat", messages=[])
+                check(False, "empty messages were accepted")
+            except openai.BadRequestError as e:
+                check("message" in e.message, e)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"openai client check: {checks} checks passed")
+
+
+if __name__ == "__main__":
+    main()
