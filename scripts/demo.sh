@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Quick start: fetch ONNX Runtime, build modelbay, start it on 127.0.0.1:8080 with the registry in
-# ./modelbay-data, push the demo models (once) and keep serving until Ctrl-C.
+# Quick start: fetch ONNX Runtime and SmolLM2, build modelbay, start it on 127.0.0.1:8080 with the
+# registry in ./modelbay-data, push the demo models (once) and keep serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,6 +28,9 @@ push_once breast-cancer-rf breast_cancer_rf.onnx "Breast cancer diagnosis: Rando
 push_once diabetes diabetes_gbr.onnx "Diabetes progression: GradientBoosting regressor"
 push_once credit-default credit_default.onnx "Credit-card default (ISLP Default data): LogisticRegression"
 push_once german-credit german_credit.onnx "German credit risk (UCI): one-hot + LogisticRegression"
+if ! curl -sf "$MODELBAY_SERVER/api/v1/models/chat/versions" >/dev/null; then
+  "$BIN" push chat "$MODELBAY_SMOLLM2" --description "SmolLM2-135M-Instruct, Q4_1 GGUF" --label demo=true
+fi
 "$BIN" models
 
 cat <<MSG
@@ -36,6 +39,9 @@ modelbay is serving on $MODELBAY_SERVER. Try:
 
   curl -s $MODELBAY_SERVER/v2/models/credit-default/infer \\
     -d '{"inputs":[{"name":"input","datatype":"FP32","shape":[2,3],"data":[[0,2500,30000],[1,300,15000]]}]}'
+
+  curl -s $MODELBAY_SERVER/v1/chat/completions \
+    -d '{"model":"chat","messages":[{"role":"user","content":"What is the capital of France?"}]}'
 
 Ctrl-C stops the server.
 MSG

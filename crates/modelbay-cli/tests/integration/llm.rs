@@ -210,6 +210,19 @@ async fn chat_and_completions_answer_in_openai_shape_with_usage() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["usage"]["completion_tokens"], 3);
 
+    // Penalties change a repetitive continuation.
+    let repetitive = json!({"model": "chat", "prompt": "ha ha ha ha ha ha ha ha", "max_tokens": 12, "temperature": 0});
+    let (_, plain) = post(&server, "/v1/completions", &repetitive).await;
+    let mut penalised = repetitive.clone();
+    penalised["frequency_penalty"] = json!(2.0);
+    penalised["presence_penalty"] = json!(2.0);
+    let (status, penalised) = post(&server, "/v1/completions", &penalised).await;
+    assert_eq!(status, 200, "{penalised}");
+    assert_ne!(
+        plain["choices"][0]["text"], penalised["choices"][0]["text"],
+        "penalties made no difference"
+    );
+
     // Several prompts, several choices each: indices follow prompt order.
     let (status, body) = post(
         &server,
