@@ -63,6 +63,7 @@ if [[ -z "$ONLY" || "$ONLY" == llama-cpp-python ]]; then
   echo "== llama-cpp-python ($THREADS threads)" >&2
   "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias chat --host 127.0.0.1 \
     --port 18182 --n_threads "$THREADS" --n_threads_batch "$THREADS" --n_ctx 2048 \
+    --interrupt_requests False \
     >"$RESULTS/llama-cpp-python.log" 2>&1 &
   SERVER=$!
   wait_for http://127.0.0.1:18182/v1/models

@@ -18,7 +18,7 @@ SINGLE_TOKENS = 256
 STREAM_TOKENS = 128
 TTFT_RUNS = 5
 CONCURRENCY = (1, 4, 8)
-# A paragraph of ~100 tokens; five of them make the ~500-token prompt.
+# A paragraph of ~100 tokens; six of them make the ~500-token prompt.
 PARAGRAPH = (
     "The harbour town woke slowly under a grey sky. Fishermen checked their nets, the baker "
     "opened his shutters, and children ran along the sea wall towards the old school. Gulls "
@@ -62,7 +62,7 @@ async def run(name, url, model):
         ttfts = []
         for i in range(TTFT_RUNS):
             # A different first word each run: no server may answer from a cached prefix.
-            prompt = f"Report {i}. " + PARAGRAPH * 5 + "Summarise the report:"
+            prompt = f"Report {i}. " + PARAGRAPH * 6 + "Summarise the report:"
             first, _, _ = await stream(client, url, model, prompt, 1)
             ttfts.append(first)
         results["ttft_500_ms"] = statistics.median(ttfts) * 1e3

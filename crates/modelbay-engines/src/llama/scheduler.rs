@@ -44,12 +44,14 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("llm-scheduler".into())
         .spawn(move || {
+            // One KV stream per sequence: each attends only to its own cells, and llama.cpp
+            // sizes each stream to exactly the context per sequence.
             let params = LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(slots * per_sequence))
                 .with_n_batch(batch_tokens)
                 .with_n_ubatch(batch_tokens)
                 .with_n_seq_max(slots)
-                .with_kv_unified(true)
+                .with_kv_unified(false)
                 .with_n_threads(threads)
                 .with_n_threads_batch(threads);
             let context = match model.new_context(backend, params) {
