@@ -7,6 +7,9 @@ use minijinja::{context, Environment, ErrorKind};
 use crate::{generation::ChatMessage, Error, Result};
 
 const NAME: &str = "chat";
+/// Instructions one rendering may execute: far more than any real template needs, and a bound
+/// on a hostile one (a template comes from an uploaded file).
+const FUEL: u64 = 5_000_000;
 
 /// A compiled chat template and the special-token texts it may refer to.
 pub struct ChatTemplate {
@@ -21,6 +24,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -29,7 +33,15 @@ impl ChatTemplate {
             },
         );
         env.add_function("strftime_now", |format: String| {
-            chrono::Local::now().format(&format).to_string()
+            use std::fmt::Write;
+            let mut text = String::new();
+            write!(text, "{}", chrono::Local::now().format(&format)).map_err(|_| {
+                minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("strftime_now: invalid format '{format}'"),
+                )
+            })?;
+            Ok::<_, minijinja::Error>(text)
         });
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| {
@@ -110,6 +122,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("first message must be from the user"), "{err}");
+    }
+
+    #[test]
+    fn runaway_templates_and_bad_time_formats_fail_cleanly() {
+        let endless =
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+        let template = ChatTemplate::new(endless, String::new(), String::new()).unwrap();
+        assert!(template.render(&[message("user", "hi")]).is_err());
+        let template =
+            ChatTemplate::new("{{ strftime_now('%Q') }}", String::new(), String::new()).unwrap();
+        assert!(template.render(&[message("user", "hi")]).is_err());
+        let template =
+            ChatTemplate::new("{{ strftime_now('%Y') }}", String::new(), String::new()).unwrap();
+        assert_eq!(template.render(&[message("user", "hi")]).unwrap().len(), 4);
     }
 
     #[test]

@@ -102,9 +102,19 @@ impl LanguageEngine for LlamaEngine {
             template,
             limits,
             jobs,
+            admission: parking_lot::Mutex::new(()),
             memory_bytes: file_bytes + kv_bytes,
         }))
     }
+}
+
+/// The text of a special token, or nothing when the model has none (llama.cpp reports -1, and
+/// asking for the text of -1 would abort the process).
+fn special_text(model: &LlamaModel, token: LlamaToken) -> String {
+    if token.0 < 0 || token.0 >= model.n_vocab() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
 }
 
 /// Bytes of an f16 KV cache for every sequence's full context.
@@ -120,6 +130,8 @@ struct LlamaLanguageModel {
     template: Option<ChatTemplate>,
     limits: LanguageModelLimits,
     jobs: Sender<GenerationJob>,
+    /// Held while a request's jobs are queued, so that they go in all together or not at all.
+    admission: parking_lot::Mutex<()>,
     memory_bytes: u64,
 }
 
@@ -146,9 +158,8 @@ impl LanguageModel for LlamaLanguageModel {
         })?;
         let text = template.render(messages)?;
         // A template that writes the begin-of-text token itself must not get a second one.
-        let vocab = self.model.vocab();
-        let bos = vocab.token_to_piece(vocab.bos(), true, None);
-        let add_special = bos.is_empty() || !text.as_bytes().starts_with(&bos);
+        let bos = special_text(&self.model, self.model.vocab().bos());
+        let add_special = bos.is_empty() || !text.starts_with(&bos);
         self.tokenize(&text, add_special)
     }
 
@@ -186,7 +197,14 @@ impl LanguageModel for LlamaLanguageModel {
                 }
             }
         }
-        let free = self.jobs.capacity().unwrap_or(usize::MAX) - self.jobs.len();
+        // Only submitters add to the queue, and they take turns: the room seen here cannot
+        // shrink before the sends below.
+        let _turn = self.admission.lock();
+        let free = self
+            .jobs
+            .capacity()
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.jobs.len());
         if jobs.len() > free {
             return Err(Error::QueueFull {
                 waiting: self.jobs.len(),

@@ -6,6 +6,8 @@ use crate::generation::SamplingParams;
 
 /// Penalties look at every token the sequence has generated (up to this many).
 const PENALTY_WINDOW: i32 = 4096;
+/// Below this temperature dividing the logits overflows; such a temperature means greedy.
+const GREEDY_BELOW: f32 = 1e-3;
 
 /// A fresh chain: penalties first, then greedy choice (temperature 0) or nucleus filtering,
 /// temperature and a seeded draw.
@@ -20,7 +22,7 @@ pub(super) fn chain(params: &SamplingParams, vocabulary: i32) -> LlamaSampler {
             params.presence_penalty,
         ));
     }
-    if params.temperature <= 0.0 {
+    if params.temperature < GREEDY_BELOW {
         samplers.push(LlamaSampler::greedy());
     } else {
         if params.top_p < 1.0 {

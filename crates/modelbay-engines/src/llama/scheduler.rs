@@ -44,14 +44,16 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("llm-scheduler".into())
         .spawn(move || {
-            // One KV stream per sequence: each attends only to its own cells, and llama.cpp
-            // sizes each stream to exactly the context per sequence.
+            // One KV cache shared by every sequence: llama.cpp then decodes a whole step in one
+            // pass (with a stream per sequence it splits a batch wherever busy slots are not
+            // consecutive). Each sequence stays within its own context: submit and the budget
+            // below enforce it.
             let params = LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(slots * per_sequence))
                 .with_n_batch(batch_tokens)
                 .with_n_ubatch(batch_tokens)
                 .with_n_seq_max(slots)
-                .with_kv_unified(false)
+                .with_kv_unified(true)
                 .with_n_threads(threads)
                 .with_n_threads_batch(threads);
             let context = match model.new_context(backend, params) {
@@ -64,15 +66,27 @@ pub(super) fn start(
                 }
             };
             let _ = started.send(Ok(()));
-            Scheduler {
+            let scheduler = Scheduler {
                 model: &model,
                 context,
                 batch: LlamaBatch::new(batch_tokens as usize, 1),
                 batch_tokens: batch_tokens as usize,
+                per_sequence,
                 slots: (0..slots).map(|_| None).collect(),
-                queue,
+                queue: queue.clone(),
+            };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.run()));
+            if run.is_err() {
+                // Running sequences lost their senders in the unwind (their clients get an
+                // error); everything queued now or later fails at once instead of waiting.
+                tracing::error!("the language model's scheduler panicked; failing its requests");
+                for job in queue {
+                    let _ = job.events.send(GenerationEvent::Failed {
+                        choice: job.choice,
+                        message: "the model's scheduler stopped unexpectedly".into(),
+                    });
+                }
             }
-            .run();
         })
         .map_err(|e| Error::Generation(format!("cannot start the scheduler thread: {e}")))?;
     outcome
@@ -101,6 +115,8 @@ struct Scheduler<'m> {
     context: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     batch_tokens: usize,
+    /// Tokens one sequence may hold.
+    per_sequence: u32,
     /// Slot `i` is sequence id `i` in the context.
     slots: Vec<Option<Sequence>>,
     queue: Receiver<GenerationJob>,
@@ -140,12 +156,11 @@ impl Scheduler<'_> {
             if job.events.is_closed() {
                 continue; // the client left while it waited
             }
-            let context = self.context.n_ctx() / self.slots.len() as u32;
             let prompt = job.prompt.len() as u32;
             let budget = job
                 .max_tokens
                 .unwrap_or(u32::MAX)
-                .min(context.saturating_sub(prompt));
+                .min(self.per_sequence.saturating_sub(prompt));
             let sequence = Sequence {
                 sampler: super::sampling::chain(&job.sampling, self.model.n_vocab()),
                 text: TextAssembler::new(job.stop.clone()),
@@ -233,7 +248,9 @@ impl Scheduler<'_> {
                 if let Some(mut sequence) = self.slots[slot].take() {
                     let rest = sequence.text.finish();
                     let choice = sequence.job.choice;
-                    if reason == FinishReason::Length && !rest.is_empty() {
+                    // Text held back as a possible stop's start is the model's output after all
+                    // (after a stop text was found nothing is held).
+                    if !rest.is_empty() {
                         let _ = sequence
                             .job
                             .events
