@@ -76,7 +76,7 @@ impl LanguageEngine for LlamaEngine {
         let model = Arc::new(model);
         let trained = model.n_ctx_train();
         let limits = LanguageModelLimits {
-            context_per_sequence: options.context_per_sequence.min(trained.max(1)),
+            context_per_sequence: options.context_per_sequence.clamp(1, trained.max(1)),
             max_sequences: options.max_sequences.max(1),
             max_waiting: options.max_waiting,
         };

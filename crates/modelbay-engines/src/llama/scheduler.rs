@@ -49,7 +49,7 @@ pub(super) fn start(
             // consecutive). Each sequence stays within its own context: submit and the budget
             // below enforce it.
             let params = LlamaContextParams::default()
-                .with_n_ctx(NonZeroU32::new(slots * per_sequence))
+                .with_n_ctx(NonZeroU32::new(slots.saturating_mul(per_sequence)))
                 .with_n_batch(batch_tokens)
                 .with_n_ubatch(batch_tokens)
                 .with_n_seq_max(slots)
