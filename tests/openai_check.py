@@ -7,13 +7,13 @@ list, chat and text completions (whole and streamed, with usage), and its error 
 Usage: tests/openai_check.py [path/to/modelbay]   (needs ORT_DYLIB_PATH and MODELBAY_SMOLLM2)
 """
 import os
-import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import openai
+
+from modelbay_server import push, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 checks = 0
@@ -26,30 +26,11 @@ def check(condition, message):
     checks += 1
 
 
-def start_server(binary, data_dir):
-    proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--llm-threads", "2"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"},
-    )
-    for line in proc.stdout:
-        if line.startswith("modelbay listening on http://"):
-            return proc, line.strip().rsplit("http://", 1)[1]
-    raise RuntimeError("server exited before listening")
-
-
-def push(address, name, path):
-    with open(path, "rb") as f:
-        request = urllib.request.Request(
-            f"http://{address}/api/v1/models/{name}/versions", data=f.read(), method="POST")
-    with urllib.request.urlopen(request) as response:
-        check(response.status == 201, f"push {name}: {response.status}")
-
-
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/debug/modelbay")
     model = os.environ.get("MODELBAY_SMOLLM2", str(ROOT / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     with tempfile.TemporaryDirectory() as data_dir:
-        proc, address = start_server(binary, data_dir)
+        proc, address = start_server(binary, data_dir, "--llm-threads", "2")
         try:
             push(address, "chat", model)
             client = openai.OpenAI(base_url=f"http://{address}/v1", api_key="unused", max_retries=0)

@@ -9,8 +9,6 @@ output selection, pinned versions) and compares with the fixtures' expected outp
 Usage: tests/tritonclient_check.py [path/to/modelbay]   (needs ORT_DYLIB_PATH)
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -19,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
+
+from modelbay_server import push, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -58,24 +58,6 @@ def assert_close(name, actual, expected):
     else:
         check(actual.dtype == expected.dtype, f"{name}: dtype {actual.dtype} != {expected.dtype}")
         check(np.array_equal(actual, expected), f"{name}: {actual} != {expected}")
-
-
-def start_server(binary, data_dir):
-    proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"},
-    )
-    for line in proc.stdout:
-        if line.startswith("modelbay listening on http://"):
-            return proc, line.strip().rsplit("http://", 1)[1]
-    raise RuntimeError("server exited before listening")
-
-
-def push(address, name, path):
-    request = urllib.request.Request(
-        f"http://{address}/api/v1/models/{name}/versions", data=path.read_bytes(), method="POST")
-    with urllib.request.urlopen(request) as response:
-        check(response.status == 201, f"push {name}: {response.status}")
 
 
 def run(address):

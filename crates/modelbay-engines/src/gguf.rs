@@ -57,7 +57,6 @@ pub struct GgufHeader {
     pub metadata: BTreeMap<String, Value>,
     /// Total number of weights over every tensor.
     pub parameters: u64,
-    pub tensor_count: u64,
     /// The most common tensor type, for files that do not state `general.file_type`.
     predominant_tensor_type: Option<u32>,
 }
@@ -231,7 +230,6 @@ impl Reader {
             version,
             metadata,
             parameters,
-            tensor_count,
             predominant_tensor_type,
         })
     }

@@ -127,9 +127,6 @@ pub trait LanguageModel: Send + Sync {
     /// The prompt for a conversation, rendered with the model's own chat template.
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>>;
 
-    /// Number of tokens in the vocabulary.
-    fn vocabulary_size(&self) -> u32;
-
     /// Queues jobs for generation. Fails without queueing any of them when the queue cannot
     /// take them all, or when one cannot fit in a sequence's context.
     fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()>;

@@ -163,10 +163,6 @@ impl LanguageModel for LlamaLanguageModel {
         self.tokenize(&text, add_special)
     }
 
-    fn vocabulary_size(&self) -> u32 {
-        self.model.n_vocab().max(0) as u32
-    }
-
     fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()> {
         let context = self.limits.context_per_sequence as usize;
         let vocabulary = self.model.n_vocab();
