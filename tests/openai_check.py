@@ -3,9 +3,16 @@
 Starts the real server binary on 127.0.0.1 port 0 with a temporary data directory, pushes
 SmolLM2-135M-Instruct (GGUF) through the management API, then uses the client for the model
 list, chat and text completions (whole and streamed, with usage), and its error exceptions.
+Then pushes all-MiniLM-L6-v2 (the folder with an ONNX export, packed by `modelbay push`) and
+checks `embeddings.create` (the client's default base64 encoding and float) against the
+float64 reference embeddings.
 
-Usage: tests/openai_check.py [path/to/modelbay]   (needs ORT_DYLIB_PATH and MODELBAY_SMOLLM2)
+Usage: tests/openai_check.py [path/to/modelbay]
+  (needs ORT_DYLIB_PATH, MODELBAY_SMOLLM2, MODELBAY_MINILM_ONNX and MODELBAY_MINILM_REFERENCE)
 """
+import json
+import math
+import subprocess
 import os
 import sys
 import tempfile
@@ -88,10 +95,48 @@ def main():
                 check(False, "empty messages were accepted")
             except openai.BadRequestError as e:
                 check("message" in e.message, e)
+
+            check_embeddings(binary, address, client)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     print(f"openai client check: {checks} checks passed")
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def check_embeddings(binary, address, client):
+    folder = os.environ.get("MODELBAY_MINILM_ONNX", str(ROOT / ".cache/models/all-MiniLM-L6-v2-onnx"))
+    reference_path = os.environ.get("MODELBAY_MINILM_REFERENCE", str(ROOT / ".cache/models/minilm-reference.json"))
+    reference = json.loads(Path(reference_path).read_text())
+    subprocess.run([binary, "push", "minilm", folder, "--server", f"http://{address}"],
+                   check=True, capture_output=True)
+    ids = sorted(m.id for m in client.models.list())
+    check(ids == ["chat", "minilm"], f"models: {ids}")
+
+    # The client asks for base64 unless told otherwise, and decodes it.
+    result = client.embeddings.create(model="minilm", input=reference["sentences"])
+    check(len(result.data) == len(reference["sentences"]), result)
+    for item, expected in zip(result.data, reference["embeddings"]):
+        check(cosine(item.embedding, expected) >= 0.9999, f"sentence {item.index}")
+    check(result.usage.prompt_tokens == sum(reference["token_counts"]), result.usage)
+
+    floats = client.embeddings.create(model="minilm", input="A man is playing a guitar.",
+                                      encoding_format="float")
+    check(len(floats.data[0].embedding) == 384, floats)
+    check(reference["sentences"][1] == "A man is playing a guitar.", "reference sentence 1 moved")
+    check(cosine(floats.data[0].embedding, reference["embeddings"][1]) >= 0.9999, "float encoding")
+
+    for bad, needle in [({"input": ""}, "empty"), ({"input": "a", "dimensions": 16}, "384"),
+                        ({"input": "a", "model": "chat"}, "not an embedding model")]:
+        try:
+            client.embeddings.create(**{"model": "minilm", **bad})
+            check(False, f"{bad} was accepted")
+        except openai.BadRequestError as e:
+            check(needle in e.message, e)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
-use modelbay_engines::LanguageOptions;
+use modelbay_engines::{EmbeddingOptions, LanguageOptions};
+use modelbay_runtime::{BatchPolicy, EmbeddingServeOptions};
 use serde::Deserialize;
 
 /// `modelbay serve` flags. Every field is optional so that "not given" can fall through to the
@@ -62,6 +63,29 @@ pub struct ServeArgs {
     /// Sequences that may wait for a slot before requests get 429 [default: 64].
     #[arg(long, env = "MODELBAY_LLM_MAX_WAITING")]
     pub llm_max_waiting: Option<u32>,
+    /// Threads one embedding batch uses [default: number of CPUs].
+    #[arg(long, env = "MODELBAY_EMBED_THREADS")]
+    pub embed_threads: Option<usize>,
+    /// Embedding batches that run at the same time per model (ONNX Runtime sessions)
+    /// [default: 1].
+    #[arg(long, env = "MODELBAY_EMBED_SESSIONS")]
+    pub embed_sessions: Option<usize>,
+    /// Most inputs in one embedding batch [default: 32].
+    #[arg(long, env = "MODELBAY_EMBED_MAX_BATCH")]
+    pub embed_max_batch: Option<usize>,
+    /// Most padded tokens (inputs × longest input) in one embedding batch [default: 16384].
+    #[arg(long, env = "MODELBAY_EMBED_MAX_BATCH_TOKENS")]
+    pub embed_max_batch_tokens: Option<usize>,
+    /// Milliseconds an input may wait for a fuller batch while an engine is free; 0 runs
+    /// whatever is waiting at once (batches still form while engines are busy) [default: 0].
+    #[arg(long, env = "MODELBAY_EMBED_MAX_DELAY_MS")]
+    pub embed_max_delay_ms: Option<u64>,
+    /// Most inputs in one /v1/embeddings request [default: 2048].
+    #[arg(long, env = "MODELBAY_EMBED_MAX_INPUTS")]
+    pub embed_max_inputs: Option<usize>,
+    /// Inputs that may wait for a batch per model before requests get 503 [default: 8192].
+    #[arg(long, env = "MODELBAY_EMBED_MAX_WAITING")]
+    pub embed_max_waiting: Option<usize>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -89,6 +113,7 @@ pub struct Settings {
     pub queue_capacity: usize,
     pub max_model_memory: Option<u64>,
     pub language: LanguageOptions,
+    pub embedding: EmbeddingServeOptions,
     pub log_format: LogFormat,
 }
 
@@ -134,6 +159,32 @@ impl ServeArgs {
                 context_per_sequence: self.llm_context.or(file.llm_context).unwrap_or(2048),
                 max_waiting: self.llm_max_waiting.or(file.llm_max_waiting).unwrap_or(64),
                 ..LanguageOptions::default()
+            },
+            embedding: EmbeddingServeOptions {
+                engine: EmbeddingOptions {
+                    threads: self.embed_threads.or(file.embed_threads).unwrap_or(cpus),
+                    sessions: self.embed_sessions.or(file.embed_sessions).unwrap_or(1),
+                },
+                batch: BatchPolicy {
+                    max_batch: self.embed_max_batch.or(file.embed_max_batch).unwrap_or(32),
+                    max_batch_tokens: self
+                        .embed_max_batch_tokens
+                        .or(file.embed_max_batch_tokens)
+                        .unwrap_or(16384),
+                    max_delay: std::time::Duration::from_millis(
+                        self.embed_max_delay_ms
+                            .or(file.embed_max_delay_ms)
+                            .unwrap_or(0),
+                    ),
+                },
+                max_inputs: self
+                    .embed_max_inputs
+                    .or(file.embed_max_inputs)
+                    .unwrap_or(2048),
+                max_waiting: self
+                    .embed_max_waiting
+                    .or(file.embed_max_waiting)
+                    .unwrap_or(8192),
             },
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         })

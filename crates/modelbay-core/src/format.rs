@@ -12,17 +12,26 @@ pub enum ModelFormat {
     Onnx,
     /// A GGUF language model, served by llama.cpp.
     Gguf,
+    /// A sentence-transformers folder packed into one tar archive, served as an embedding
+    /// model (ONNX Runtime when the folder holds an ONNX export, candle otherwise).
+    #[serde(rename = "sentence-transformers")]
+    SentenceTransformers,
 }
 
 impl ModelFormat {
     /// Every format, for error messages and documentation.
-    pub const ALL: &'static [ModelFormat] = &[ModelFormat::Onnx, ModelFormat::Gguf];
+    pub const ALL: &'static [ModelFormat] = &[
+        ModelFormat::Onnx,
+        ModelFormat::Gguf,
+        ModelFormat::SentenceTransformers,
+    ];
 
     /// The lowercase name used in the API and the registry.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Onnx => "onnx",
             Self::Gguf => "gguf",
+            Self::SentenceTransformers => "sentence-transformers",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! workers.
 
 pub mod chat_template;
+pub mod embedding;
 mod error;
 pub mod generation;
 pub mod gguf;
@@ -13,11 +14,14 @@ pub mod gguf;
 pub mod llama;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "embed")]
+pub mod sentence;
 
 use std::{path::Path, sync::Arc};
 
 use modelbay_core::{ModelFormat, Signature, Tensor};
 
+pub use embedding::{EmbeddingEngine, EmbeddingModel, EmbeddingOptions};
 pub use error::{Error, Result};
 pub use generation::{LanguageEngine, LanguageModel, LanguageOptions};
 
@@ -68,6 +72,7 @@ pub trait TensorSession: Send {
 pub struct EngineSet {
     tensor: Vec<Arc<dyn Engine>>,
     language: Vec<Arc<dyn LanguageEngine>>,
+    embedding: Vec<Arc<dyn EmbeddingEngine>>,
 }
 
 impl EngineSet {
@@ -80,6 +85,12 @@ impl EngineSet {
     /// Adds a language-model engine.
     pub fn with_language(mut self, engine: Arc<dyn LanguageEngine>) -> Self {
         self.language.push(engine);
+        self
+    }
+
+    /// Adds an embedding engine.
+    pub fn with_embedding(mut self, engine: Arc<dyn EmbeddingEngine>) -> Self {
+        self.embedding.push(engine);
         self
     }
 
@@ -99,6 +110,19 @@ impl EngineSet {
             .ok_or(Error::FormatNotEnabled(format))
     }
 
+    /// The embedding engine for `format`.
+    pub fn embedding(&self, format: ModelFormat) -> Result<&Arc<dyn EmbeddingEngine>> {
+        self.embedding
+            .iter()
+            .find(|e| e.format() == format)
+            .ok_or(Error::FormatNotEnabled(format))
+    }
+
+    /// Whether versions in `format` embed text.
+    pub fn is_embedding(&self, format: ModelFormat) -> bool {
+        self.embedding.iter().any(|e| e.format() == format)
+    }
+
     /// Whether versions in `format` generate text (rather than run tensors).
     pub fn is_language(&self, format: ModelFormat) -> bool {
         self.language.iter().any(|e| e.format() == format)
@@ -106,24 +130,24 @@ impl EngineSet {
 
     /// The platform name reported in v2 model metadata for `format`.
     pub fn platform(&self, format: ModelFormat) -> Result<&'static str> {
-        match self.language(format) {
-            Ok(engine) => Ok(engine.platform()),
-            Err(_) => Ok(self.tensor(format)?.platform()),
+        if let Ok(engine) = self.language(format) {
+            return Ok(engine.platform());
         }
+        if let Ok(engine) = self.embedding(format) {
+            return Ok(engine.platform());
+        }
+        Ok(self.tensor(format)?.platform())
     }
 
-    /// The format of the file starting with `head`, if an engine recognises it.
+    /// The format of the file starting with `head` (its first 512 bytes or all of it), if an
+    /// engine recognises it.
     pub fn detect(&self, head: &[u8]) -> Option<ModelFormat> {
-        let language = self
-            .language
-            .iter()
-            .find(|e| e.sniff(head))
-            .map(|e| e.format());
-        language.or_else(|| {
-            self.tensor
-                .iter()
-                .find(|e| e.sniff(head))
-                .map(|e| e.format())
-        })
+        let language = self.language.iter().find(|e| e.sniff(head));
+        let embedding = self.embedding.iter().find(|e| e.sniff(head));
+        let tensor = self.tensor.iter().find(|e| e.sniff(head));
+        language
+            .map(|e| e.format())
+            .or_else(|| embedding.map(|e| e.format()))
+            .or_else(|| tensor.map(|e| e.format()))
     }
 }

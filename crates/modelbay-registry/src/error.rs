@@ -15,6 +15,9 @@ pub enum Error {
     Conflict(String),
     #[error("upload is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A packed folder that cannot be unpacked safely.
+    #[error("invalid model folder archive: {0}")]
+    InvalidBundle(String),
     #[error("upload is empty")]
     EmptyUpload,
     #[error("upload was interrupted: {0}")]
@@ -43,7 +46,9 @@ impl Error {
             }
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Self::EmptyUpload | Self::UploadInterrupted(_) => ErrorCode::InvalidArgument,
+            Self::EmptyUpload | Self::UploadInterrupted(_) | Self::InvalidBundle(_) => {
+                ErrorCode::InvalidArgument
+            }
             Self::Corrupt { .. } => ErrorCode::DataCorruption,
             Self::Decode(_)
             | Self::Database(_)

@@ -7,6 +7,7 @@
 //! crash at any point leaves either no new version or a complete one.
 
 mod artifacts;
+pub mod bundle;
 mod error;
 mod events;
 mod metadata;
@@ -33,6 +34,8 @@ pub struct Registry {
     metadata: MetadataStore,
     artifacts: ArtifactStore,
     staging_dir: Arc<Path>,
+    /// Folder artifacts unpacked for their engines, one directory per digest.
+    unpacked_dir: Arc<Path>,
 }
 
 impl Registry {
@@ -41,16 +44,19 @@ impl Registry {
     pub async fn open_local(data_dir: &Path) -> Result<Self> {
         let staging_dir = data_dir.join("tmp");
         let artifacts_dir = data_dir.join("artifacts");
-        for dir in [data_dir, &staging_dir, &artifacts_dir] {
+        let unpacked_dir = data_dir.join("unpacked");
+        for dir in [data_dir, &staging_dir, &artifacts_dir, &unpacked_dir] {
             tokio::fs::create_dir_all(dir).await?;
         }
         staging::clear_leftovers(&staging_dir).await?;
+        staging::clear_leftovers(&unpacked_dir).await?;
         let metadata = MetadataStore::open_sqlite(&data_dir.join("registry.db")).await?;
         let artifacts = ArtifactStore::local(&artifacts_dir)?;
         Ok(Self {
             metadata,
             artifacts,
             staging_dir: staging_dir.into(),
+            unpacked_dir: unpacked_dir.into(),
         })
     }
 
@@ -180,5 +186,35 @@ impl Registry {
         self.artifacts
             .local_file_verified(&version.digest, version.size)
             .await
+    }
+
+    /// The directory a folder artifact (a [`bundle`]) unpacks to, after re-verifying the blob.
+    /// Unpacked once per digest, into a temporary directory renamed into place, so a crash
+    /// never leaves a half-unpacked folder that looks complete.
+    pub async fn artifact_dir(&self, version: &VersionRecord) -> Result<std::path::PathBuf> {
+        let archive = self.artifact_file(version).await?;
+        let hex = version.digest.trim_start_matches("sha256:").to_owned();
+        let root = self.unpacked_dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf> {
+            let dest = root.join(&hex);
+            if dest.is_dir() {
+                return Ok(dest);
+            }
+            let temp = tempfile::Builder::new()
+                .prefix("upload-")
+                .tempdir_in(&root)?;
+            let work = temp.path().join("folder");
+            bundle::unpack(&archive, &work, &bundle::BundleLimits::default())?;
+            match std::fs::rename(&work, &dest) {
+                Ok(()) => {}
+                // Another load unpacked the same digest first; theirs is as good as ours.
+                Err(_) if dest.is_dir() => {}
+                Err(e) => return Err(e.into()),
+            }
+            std::fs::File::open(&*root)?.sync_all()?;
+            Ok(dest)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 }

@@ -66,12 +66,16 @@ where
     })
 }
 
-/// Removes staging files left by a crash during an upload.
+/// Removes staging files and half-unpacked folders left by a crash.
 pub(crate) async fn clear_leftovers(dir: &Path) -> Result<()> {
     let mut entries = tokio::fs::read_dir(dir).await?;
     while let Some(entry) = entries.next_entry().await? {
         if entry.file_name().to_string_lossy().starts_with("upload-") {
-            tokio::fs::remove_file(entry.path()).await?;
+            if entry.file_type().await?.is_dir() {
+                tokio::fs::remove_dir_all(entry.path()).await?;
+            } else {
+                tokio::fs::remove_file(entry.path()).await?;
+            }
         }
     }
     Ok(())

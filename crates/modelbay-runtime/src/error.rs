@@ -44,6 +44,12 @@ pub enum Error {
     /// An engine thread went away (it panicked or the pool was shut down).
     #[error("the inference worker for model '{0}' stopped unexpectedly")]
     WorkerLost(String),
+    /// An engine error shared by every request of a failed batch.
+    #[error("{message}")]
+    Batch { code: ErrorCode, message: String },
+    /// More inputs in one request than the operator allows.
+    #[error("{given} inputs in one request; the limit is {limit}")]
+    TooManyInputs { given: usize, limit: usize },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -56,9 +62,11 @@ impl Error {
             Self::Registry(e) => e.code(),
             Self::Engine(e) => e.code(),
             Self::Overloaded { .. } => ErrorCode::Overloaded,
-            Self::UnknownFormat { .. } | Self::InvalidMetadata(_) | Self::WrongKind(_) => {
-                ErrorCode::InvalidArgument
-            }
+            Self::UnknownFormat { .. }
+            | Self::InvalidMetadata(_)
+            | Self::WrongKind(_)
+            | Self::TooManyInputs { .. } => ErrorCode::InvalidArgument,
+            Self::Batch { code, .. } => *code,
             Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
             Self::WarmUp { .. } | Self::LoadFailed { .. } => ErrorCode::Unavailable,
         }

@@ -113,25 +113,29 @@ impl Runtime {
         })
     }
 
-    /// Every name that routes to a language model: the model's name when its default route
-    /// does, and `name@alias` for each alias that does.
-    pub async fn served_language_models(&self) -> Result<Vec<ServedModel>> {
+    /// Every name that routes to a language or embedding model (what OpenAI clients can use):
+    /// the model's name when its default route does, and `name@alias` for each alias that
+    /// does.
+    pub async fn served_openai_models(&self) -> Result<Vec<ServedModel>> {
         let mut served = Vec::new();
         for summary in self.registry.models().await? {
             let name = ModelName::new(&summary.name)?;
             let versions = self.registry.versions(&name).await?;
-            let is_language = |number: u32| {
+            let speaks_openai = |number: u32| {
                 versions.iter().any(|v| {
-                    v.version == number && !v.archived && self.engines.is_language(v.format)
+                    v.version == number
+                        && !v.archived
+                        && (self.engines.is_language(v.format)
+                            || self.engines.is_embedding(v.format))
                 })
             };
             let routes = self.manager.routes(&name).await?;
             if let Ok(default) = routes.representative(&name, &VersionRef::Default) {
-                if is_language(default) {
+                if speaks_openai(default) {
                     served.push(entry(summary.name.clone(), &versions, default));
                 }
             }
-            for version in versions.iter().filter(|v| is_language(v.version)) {
+            for version in versions.iter().filter(|v| speaks_openai(v.version)) {
                 for alias in &version.aliases {
                     served.push(entry(
                         format!("{}@{alias}", summary.name),

@@ -2,6 +2,7 @@
 //! loaded, loading each once), the session pools that run engines on threads of their own, and
 //! the operations the HTTP (and later gRPC) handlers call — one implementation per operation.
 
+mod embed;
 mod error;
 mod generate;
 mod manager;
@@ -12,6 +13,9 @@ mod shadow;
 mod validation;
 mod warmup;
 
+pub use embed::{
+    BatchPolicy, EmbedInput, EmbeddingServeOptions, Embeddings, EMBEDDING_OUTPUT, TEXT_INPUT,
+};
 pub use error::{Error, Result};
 pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
 pub use manager::{LoadedModel, RuntimeOptions};

@@ -7,7 +7,7 @@ use std::{
     time::Instant,
 };
 
-use modelbay_core::{ModelName, Target, VersionRef};
+use modelbay_core::{ModelName, Target, Tensor, VersionRef};
 use modelbay_engines::{
     generation::{GenerationEvent, GenerationJob, SamplingParams},
     EngineSet, LanguageModel, LanguageOptions, SessionOptions,
@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
 use crate::{
+    embed::{Embedder, EmbeddingServeOptions},
     pool::SessionPool,
     routing::{Route, Routes},
     warmup, Error, Result,
@@ -36,6 +37,8 @@ pub struct RuntimeOptions {
     pub max_model_memory: Option<u64>,
     /// How language models are served.
     pub language: LanguageOptions,
+    /// How embedding models are served.
+    pub embedding: EmbeddingServeOptions,
 }
 
 /// A model version that is loaded, warmed up and can serve.
@@ -54,13 +57,21 @@ pub(crate) enum Serving {
     Tensor(SessionPool),
     /// A language model with its continuous-batching scheduler.
     Language(Arc<dyn LanguageModel>),
+    /// An embedding model behind its batcher.
+    Embedding(Embedder),
 }
 
 impl LoadedModel {
-    /// The session pool of a tensor model; a language model cannot run v2 inference.
-    pub(crate) fn tensor_pool(&self) -> Result<&SessionPool> {
+    /// Runs v2 inference: a tensor model on its sessions, an embedding model on the strings of
+    /// its `text` input. Language models cannot.
+    pub(crate) async fn run_tensors(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<Tensor>> {
         match &self.serving {
-            Serving::Tensor(pool) => Ok(pool),
+            Serving::Tensor(pool) => pool.run(inputs, outputs).await,
+            Serving::Embedding(embedder) => crate::embed::infer_v2(embedder, inputs).await,
             Serving::Language(_) => Err(Error::WrongKind(format!(
                 "model '{}' version {} is a language model; use /v1/chat/completions or \
                  /v1/completions",
@@ -69,15 +80,41 @@ impl LoadedModel {
         }
     }
 
-    /// The language model; tensor models cannot generate text.
+    /// The language model; other models cannot generate text.
     pub fn language_model(&self) -> Result<&Arc<dyn LanguageModel>> {
         match &self.serving {
             Serving::Language(model) => Ok(model),
-            Serving::Tensor(_) => Err(Error::WrongKind(format!(
-                "model '{}' version {} is not a language model; it serves v2 inference at \
-                 /v2/models/{}/infer",
-                self.record.model, self.record.version, self.record.model
+            _ => Err(Error::WrongKind(format!(
+                "model '{}' version {} is not a language model; {}",
+                self.record.model,
+                self.record.version,
+                self.serves()
             ))),
+        }
+    }
+
+    /// The embedding model's batcher; other models cannot embed.
+    pub(crate) fn embedder(&self) -> Result<&Embedder> {
+        match &self.serving {
+            Serving::Embedding(embedder) => Ok(embedder),
+            _ => Err(Error::WrongKind(format!(
+                "model '{}' version {} is not an embedding model; {}",
+                self.record.model,
+                self.record.version,
+                self.serves()
+            ))),
+        }
+    }
+
+    /// Where this model is served, for errors that send a caller elsewhere.
+    fn serves(&self) -> String {
+        match &self.serving {
+            Serving::Tensor(_) => format!(
+                "it serves v2 inference at /v2/models/{}/infer",
+                self.record.model
+            ),
+            Serving::Language(_) => "it serves /v1/chat/completions and /v1/completions".into(),
+            Serving::Embedding(_) => "it serves /v1/embeddings".into(),
         }
     }
 }
@@ -119,6 +156,10 @@ impl ModelManager {
             routes: Mutex::default(),
             loaded: Mutex::default(),
         }
+    }
+
+    pub(crate) fn options(&self) -> &RuntimeOptions {
+        &self.options
     }
 
     /// The model's routing state (cached).
@@ -209,6 +250,9 @@ impl ModelManager {
         if self.engines.is_language(record.format) {
             return self.load_language(record).await;
         }
+        if self.engines.is_embedding(record.format) {
+            return self.load_embedding(record).await;
+        }
         let engine = self.engines.tensor(record.format)?.clone();
         let artifact = self.registry.read_artifact(&record).await?;
         let options = self.options.clone();
@@ -280,6 +324,44 @@ impl ModelManager {
             platform,
             bytes: model.memory_bytes(),
             serving: Serving::Language(model),
+        }))
+    }
+
+    /// Loads an embedding model from its (re-verified, unpacked) folder and warms it up by
+    /// embedding one text.
+    async fn load_embedding(&self, record: VersionRecord) -> Result<Arc<LoadedModel>> {
+        let engine = self.engines.embedding(record.format)?.clone();
+        let dir = self.registry.artifact_dir(&record).await?;
+        let options = self.options.embedding.clone();
+        let started = Instant::now();
+        let platform = engine.platform();
+        let engine_options = options.engine.clone();
+        let model = tokio::task::spawn_blocking(move || engine.load(&dir, &engine_options))
+            .await?
+            .map_err(|e| load_failed(&record, e))?;
+        let bytes = model.memory_bytes();
+        let embedder = Embedder::start(
+            model,
+            options.batch,
+            options.engine.sessions,
+            options.max_waiting,
+            (record.model.clone(), record.version),
+        )?;
+        crate::embed::embed_with(&embedder, vec![crate::EmbedInput::Text("warm up".into())])
+            .await
+            .map_err(|e| warm_up_failed(&record, e))?;
+        tracing::info!(
+            model = %record.model,
+            version = record.version,
+            backend = embedder.model.backend(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "embedding model loaded and warmed up"
+        );
+        Ok(Arc::new(LoadedModel {
+            record,
+            platform,
+            bytes,
+            serving: Serving::Embedding(embedder),
         }))
     }
 

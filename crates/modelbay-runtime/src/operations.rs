@@ -232,6 +232,9 @@ impl Runtime {
             let engine = self.engines.language(format)?.clone();
             let details = crate::validation::language(engine, path).await?;
             (Signature::default(), details)
+        } else if self.engines.is_embedding(format) {
+            let engine = self.engines.embedding(format)?.clone();
+            crate::validation::embedding(engine, path).await?
         } else {
             let engine = self.engines.tensor(format)?.clone();
             let signature = crate::validation::tensor(engine, path).await?;
@@ -278,15 +281,17 @@ impl Runtime {
 
     /// The format of a staged upload, recognised from its first bytes.
     async fn detect_format(&self, staged: &StagedArtifact) -> Result<ModelFormat> {
-        let mut head = [0u8; 16];
-        let n = tokio::fs::File::open(staged.path())
+        // Tar archives (packed folders) are recognised at offset 257.
+        let mut head = Vec::with_capacity(512);
+        tokio::fs::File::open(staged.path())
             .await
             .map_err(modelbay_registry::Error::from)?
-            .read(&mut head)
+            .take(512)
+            .read_to_end(&mut head)
             .await
             .map_err(modelbay_registry::Error::from)?;
         self.engines
-            .detect(&head[..n])
+            .detect(&head)
             .ok_or_else(|| Error::UnknownFormat {
                 known: ModelFormat::ALL
                     .iter()
@@ -317,7 +322,6 @@ impl Runtime {
     /// has a shadow target, a copy runs there in the background and is only recorded.
     pub async fn infer(&self, routed: &Routed, req: InferRequest) -> Result<InferResponse> {
         let model = &routed.model;
-        let pool = model.tensor_pool()?;
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
         let shadow_copy = routed
             .route
@@ -325,7 +329,7 @@ impl Runtime {
             .as_ref()
             .map(|t| (t.clone(), valid.clone()));
         let started = Instant::now();
-        let outputs = pool.run(valid.inputs, valid.outputs).await?;
+        let outputs = model.run_tensors(valid.inputs, valid.outputs).await?;
         if let Some((target, copy)) = shadow_copy {
             let primary_ms = started.elapsed().as_secs_f64() * 1e3;
             self.spawn_shadow(
@@ -366,7 +370,7 @@ impl Runtime {
                     },
                     &loaded.record.signature,
                 )?;
-                loaded.tensor_pool()?.run(valid.inputs, valid.outputs).await
+                loaded.run_tensors(valid.inputs, valid.outputs).await
             }
             .await;
             let shadow_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -2,10 +2,16 @@
 //! model answers a warm-up request, so that a push can never put an unservable version on a
 //! model's default route.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use modelbay_core::Signature;
-use modelbay_engines::{Engine, LanguageEngine, LanguageOptions, SessionOptions};
+use modelbay_engines::{
+    EmbeddingEngine, EmbeddingOptions, Engine, LanguageEngine, LanguageOptions, SessionOptions,
+};
+use modelbay_registry::bundle::{self, BundleLimits};
 
 use crate::{Error, Result};
 
@@ -51,4 +57,41 @@ pub(crate) async fn language(
             Error::InvalidMetadata(format!("the model failed to generate a token: {e}"))
         })?;
     Ok(details)
+}
+
+/// An embedding model: the packed folder unpacks safely, the engine reads it, and the model
+/// embeds a text into a finite vector of the length it claims.
+pub(crate) async fn embedding(
+    engine: Arc<dyn EmbeddingEngine>,
+    archive: PathBuf,
+) -> Result<(Signature, serde_json::Value)> {
+    tokio::task::spawn_blocking(move || -> Result<_> {
+        let staging = archive.parent().unwrap_or(Path::new("."));
+        let work = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempdir_in(staging)
+            .map_err(modelbay_registry::Error::from)?;
+        let dir = work.path().join("folder");
+        bundle::unpack(&archive, &dir, &BundleLimits::default())?;
+        let details = engine.inspect(&dir)?;
+        let options = EmbeddingOptions {
+            threads: 1,
+            sessions: 1,
+        };
+        let model = engine.load(&dir, &options)?;
+        let tokens = model.tokenize("modelbay checks that this model embeds text")?;
+        let vectors = model.embed(&[tokens]).map_err(|e| {
+            Error::InvalidMetadata(format!("the model failed to embed a test sentence: {e}"))
+        })?;
+        let vector = vectors.first().map(Vec::as_slice).unwrap_or_default();
+        if vector.len() != model.dimensions() || !vector.iter().all(|x| x.is_finite()) {
+            return Err(Error::InvalidMetadata(format!(
+                "the model's test embedding has {} values (expected {}) or is not finite",
+                vector.len(),
+                model.dimensions()
+            )));
+        }
+        Ok((crate::embed::signature(model.dimensions()), details))
+    })
+    .await?
 }

@@ -31,6 +31,12 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
 /// HTTP status for each catalogue code. Exhaustive on purpose: a new code must choose one.
 pub fn http_status(code: ErrorCode) -> StatusCode {
     match code {

@@ -1,4 +1,6 @@
-//! `modelbay push NAME FILE`: streams a file to the server with a progress bar.
+//! `modelbay push NAME PATH`: streams a model file to the server with a progress bar. A folder
+//! (a sentence-transformers model) is first packed into one archive, deterministically, so the
+//! same folder always becomes the same content-addressed artifact.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use crate::client::{decode, http, ClientArgs};
 pub struct PushArgs {
     /// Model name.
     pub name: String,
-    /// Model file.
+    /// Model file, or a model folder (packed into one archive before upload).
     pub file: PathBuf,
     /// Model format (detected from the file when omitted).
     #[arg(long)]
@@ -31,7 +33,14 @@ pub struct PushArgs {
 }
 
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
-    let file = tokio::fs::File::open(&args.file)
+    // Kept alive until the upload ends: the packed archive of a folder.
+    let packed = if args.file.is_dir() {
+        Some(pack(args.file.clone()).await?)
+    } else {
+        None
+    };
+    let path = packed.as_ref().map_or(args.file.as_path(), |p| p.path());
+    let file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().await?.len();
@@ -78,4 +87,27 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Packs a folder into a temporary archive, saying what was left out.
+async fn pack(dir: PathBuf) -> anyhow::Result<tempfile::NamedTempFile> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let archive = tempfile::Builder::new()
+            .prefix("modelbay-push-")
+            .suffix(".tar")
+            .tempfile()?;
+        let writer = std::io::BufWriter::new(archive.reopen()?);
+        let summary = modelbay_registry::bundle::pack(&dir, writer)
+            .with_context(|| format!("cannot pack {}", dir.display()))?;
+        for skipped in &summary.skipped {
+            eprintln!("not packed (no engine reads it): {skipped}");
+        }
+        eprintln!(
+            "packed {} files from {}",
+            summary.files.len(),
+            dir.display()
+        );
+        Ok(archive)
+    })
+    .await?
 }

@@ -36,6 +36,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             queue_capacity: settings.queue_capacity,
             max_model_memory: settings.max_model_memory,
             language: settings.language.clone(),
+            embedding: settings.embedding.clone(),
         },
     );
     let ready = Arc::new(AtomicBool::new(false));
@@ -75,9 +76,22 @@ fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
     #[allow(unused_mut)]
     let mut engines = EngineSet::default();
     #[cfg(feature = "onnx")]
+    let onnx = {
+        let onnx = Arc::new(modelbay_engines::onnx::OnnxEngine::new(
+            settings.onnxruntime_lib.as_deref(),
+        )?);
+        engines = engines.with(onnx.clone());
+        onnx
+    };
+    #[cfg(all(feature = "embed", feature = "onnx"))]
     {
-        let onnx = modelbay_engines::onnx::OnnxEngine::new(settings.onnxruntime_lib.as_deref())?;
-        engines = engines.with(Arc::new(onnx));
+        let sentence = modelbay_engines::sentence::SentenceTransformersEngine::new(Some(onnx));
+        engines = engines.with_embedding(Arc::new(sentence));
+    }
+    #[cfg(all(feature = "embed", not(feature = "onnx")))]
+    {
+        let sentence = modelbay_engines::sentence::SentenceTransformersEngine::new();
+        engines = engines.with_embedding(Arc::new(sentence));
     }
     #[cfg(feature = "llm")]
     {

@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod crash;
+mod embeddings;
 mod inference;
 mod llm;
 mod registry;

@@ -60,7 +60,10 @@ impl OnnxEngine {
         }
     }
 
-    fn session(&self, options: &SessionOptions) -> Result<ort::session::builder::SessionBuilder> {
+    pub(crate) fn session(
+        &self,
+        options: &SessionOptions,
+    ) -> Result<ort::session::builder::SessionBuilder> {
         Session::builder(self.environment)
             .and_then(|b| {
                 b.with_intra_threads(options.intra_op_threads.max(1))

@@ -1,8 +1,9 @@
-//! The OpenAI API for language models: `/v1/models`, `/v1/chat/completions` and
-//! `/v1/completions`, with streaming. Handlers validate, route the `model` field (a name,
+//! The OpenAI API: `/v1/models`, `/v1/chat/completions` and `/v1/completions` (with streaming)
+//! for language models, `/v1/embeddings` for embedding models. Handlers validate, route the `model` field (a name,
 //! `name@alias` or `name@version`) like any other request, and run one runtime operation.
 //! Errors use OpenAI's shape so that OpenAI clients raise their usual exceptions.
 
+mod embeddings;
 mod request;
 mod response;
 
@@ -27,12 +28,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embed))
 }
 
 async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, OpenAiError> {
     let data: Vec<_> = state
         .runtime
-        .served_language_models()
+        .served_openai_models()
         .await?
         .into_iter()
         .map(|m| {
@@ -95,6 +97,23 @@ async fn completions(
     .await
 }
 
+async fn embed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let req: embeddings::EmbeddingRequest = parse(&state, &headers, body).await?;
+    let (inputs, encoding) = req.validate()?;
+    let (name, version) = parse_model_ref(&req.model)?;
+    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
+    let routed = state.runtime.route(&name, &version, &header).await?;
+    let produced = state.runtime.embedding_dimensions(&routed)?;
+    embeddings::check_dimensions(req.dimensions, produced)?;
+    let result = state.runtime.embed(&routed, inputs).await?;
+    let http = Json(embeddings::body(&req.model, result, encoding)).into_response();
+    Ok(annotate(http, &routed))
+}
+
 /// Routes the request, starts the generation and answers whole or as a stream.
 async fn run(
     state: AppState,
@@ -120,16 +139,21 @@ async fn run(
     );
     let envelope = Envelope::new(kind, model, fingerprint);
     let generation = state.runtime.generate(&routed, request).await?;
-    let mut http = if streaming.enabled {
+    let http = if streaming.enabled {
         let events = response::stream(envelope, generation, streaming.include_usage);
         Sse::new(events).into_response()
     } else {
         Json(response::collect(&envelope, generation).await?).into_response()
     };
+    Ok(annotate(http, &routed))
+}
+
+/// Names the version (and alias) that answered, in response headers.
+fn annotate(mut http: Response, routed: &modelbay_runtime::Routed) -> Response {
     if let Some(alias) = &routed.route.alias {
         if let Ok(value) = HeaderValue::from_str(alias) {
             http.headers_mut().insert(crate::v2::ALIAS_HEADER, value);
         }
     }
-    Ok(crate::v2::with_version(http, record.version))
+    crate::v2::with_version(http, routed.model.record.version)
 }
