@@ -67,7 +67,7 @@ def matmul(threads):
         [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
          helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(model.SerializeToString(), options)
