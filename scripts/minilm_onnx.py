@@ -22,35 +22,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from safetensors_np import load_safetensors
+
 OPSET = 17  # first opset with LayerNormalization
-
-SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
-
-
-def load_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Parse a .safetensors file: u64-LE header length, JSON header, raw tensor bytes."""
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = SAFETENSORS_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise SystemExit(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
-        start, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], dtype=dtype).reshape(info["shape"])
-    return tensors
-
 
 class GraphBuilder:
     """Collects nodes and initializers; every helper returns its output's name."""

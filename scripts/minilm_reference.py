@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from safetensors_np import load_safetensors
 
 # Long enough (well over 256 tokens) to exercise truncation.
 LONG_TEXT = " ".join([
@@ -82,23 +83,10 @@ SENTENCES = [
 RELATED_PAIRS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [7, 26], [25, 26]]
 UNRELATED_PAIRS = [[1, 3], [2, 20], [5, 9], [7, 22], [10, 11], [6, 19], [12, 16], [4, 14]]
 
-SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
-
-
-def load_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Parse a .safetensors file (u64-LE header length, JSON header, raw data) into float64/int arrays."""
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        array = np.frombuffer(data[start:end], dtype=SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
-        tensors[name] = array.astype(np.float64) if array.dtype.kind == "f" else array
-    return tensors
+def load_weights(path: str) -> dict[str, np.ndarray]:
+    """The model's tensors, floats widened to float64."""
+    return {name: a.astype(np.float64) if a.dtype.kind == "f" else a
+            for name, a in load_safetensors(path).items()}
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -178,7 +166,7 @@ def main() -> None:
     tokenizer = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     tokenizer.no_padding()  # tokenizer.json itself pads to 128 ...
     tokenizer.enable_truncation(max_length=max_len)  # ... and truncates to 128, not 256
-    bert = Bert(load_safetensors(os.path.join(model_dir, "model.safetensors")), config)
+    bert = Bert(load_weights(os.path.join(model_dir, "model.safetensors")), config)
 
     token_counts, embeddings = [], []
     for text in SENTENCES:

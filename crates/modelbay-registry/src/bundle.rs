@@ -132,21 +132,25 @@ fn collect(
 }
 
 /// Unpacks the archive at `archive` into `dest`, which must not exist yet (it is created), and
-/// returns the paths written. Refuses links, devices, absolute paths, `..`, duplicates, and
-/// anything over `limits`, naming the offending entry.
+/// returns the paths written. Refuses links, devices, extension headers (GNU long names, PAX),
+/// absolute paths, `..`, duplicates, a file where a directory is needed, and anything over
+/// `limits`, naming the offending entry. Files and directories are synced before it returns.
 pub fn unpack(archive: &Path, dest: &Path, limits: &BundleLimits) -> Result<Vec<String>> {
     fs::create_dir(dest)?;
     let mut tar = tar::Archive::new(fs::File::open(archive)?);
-    let mut written = BTreeSet::new();
-    let mut total = 0u64;
-    for entry in tar
+    // Raw: extension headers come to us as entries (and are refused) instead of being read
+    // whole, unbounded, by the `tar` crate. Our packer never writes them.
+    let entries = tar
         .entries()
         .map_err(|e| invalid(format!("not a tar archive: {e}")))?
-    {
+        .raw(true);
+    let mut files = BTreeSet::new();
+    let mut dirs = BTreeSet::new();
+    let mut total = 0u64;
+    for entry in entries {
         let mut entry = entry.map_err(|e| invalid(format!("damaged archive: {e}")))?;
         let kind = entry.header().entry_type();
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8(raw)
+        let name = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| invalid("an entry's path is not UTF-8".to_owned()))?;
         match kind {
             tar::EntryType::Directory => continue,
@@ -158,16 +162,24 @@ pub fn unpack(archive: &Path, dest: &Path, limits: &BundleLimits) -> Result<Vec<
             }
         }
         let relative = safe_relative(&name, limits.max_depth)?;
-        if !written.insert(relative.clone()) {
+        let parents: Vec<PathBuf> = relative.ancestors().skip(1).map(Path::to_owned).collect();
+        if files.contains(&relative) {
             return Err(invalid(format!("entry '{name}' appears twice")));
         }
-        if written.len() > limits.max_files {
+        if dirs.contains(&relative) || parents.iter().any(|p| files.contains(p)) {
+            return Err(invalid(format!(
+                "entry '{name}' is both a file and a folder in the archive"
+            )));
+        }
+        files.insert(relative.clone());
+        dirs.extend(parents.into_iter().filter(|p| !p.as_os_str().is_empty()));
+        if files.len() > limits.max_files {
             return Err(invalid(format!(
                 "the archive holds more than {} files",
                 limits.max_files
             )));
         }
-        let size = entry.header().size()?;
+        let size = entry.size();
         total = total.saturating_add(size);
         if total > limits.max_bytes {
             return Err(invalid(format!(
@@ -189,10 +201,15 @@ pub fn unpack(archive: &Path, dest: &Path, limits: &BundleLimits) -> Result<Vec<
         }
         file.sync_all()?;
     }
-    if written.is_empty() {
+    if files.is_empty() {
         return Err(invalid("the archive holds no files".to_owned()));
     }
-    Ok(written
+    // Deepest first, so each directory's entries are durable before its parent's.
+    for dir in dirs.iter().rev() {
+        fs::File::open(dest.join(dir))?.sync_all()?;
+    }
+    fs::File::open(dest)?.sync_all()?;
+    Ok(files
         .into_iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect())
@@ -324,10 +341,12 @@ mod tests {
         let archive = work.path().join("a.tar");
         fs::write(&archive, bytes).unwrap();
         let result = unpack(&archive, &work.path().join("out"), limits).map(|_| ());
-        assert!(
-            !work.path().join("escaped").exists(),
-            "nothing may land outside the destination"
-        );
+        for outside in [work.path().join("escaped"), PathBuf::from("/tmp/escaped")] {
+            assert!(
+                !outside.exists(),
+                "nothing may land outside the destination"
+            );
+        }
         result
     }
 

@@ -62,8 +62,22 @@ pub(crate) enum Serving {
 }
 
 impl LoadedModel {
+    /// Whether this version answers v2 inference (tensor and embedding models do, language
+    /// models do not): checked before a request is validated against the signature.
+    pub(crate) fn serves_v2(&self) -> Result<()> {
+        match &self.serving {
+            Serving::Language(_) => Err(Error::WrongKind(format!(
+                "model '{}' version {} is a language model; {}",
+                self.record.model,
+                self.record.version,
+                self.serves()
+            ))),
+            Serving::Tensor(_) | Serving::Embedding(_) => Ok(()),
+        }
+    }
+
     /// Runs v2 inference: a tensor model on its sessions, an embedding model on the strings of
-    /// its `text` input. Language models cannot.
+    /// its `text` input.
     pub(crate) async fn run_tensors(
         &self,
         inputs: Vec<Tensor>,
@@ -72,11 +86,7 @@ impl LoadedModel {
         match &self.serving {
             Serving::Tensor(pool) => pool.run(inputs, outputs).await,
             Serving::Embedding(embedder) => crate::embed::infer_v2(embedder, inputs).await,
-            Serving::Language(_) => Err(Error::WrongKind(format!(
-                "model '{}' version {} is a language model; use /v1/chat/completions or \
-                 /v1/completions",
-                self.record.model, self.record.version
-            ))),
+            Serving::Language(_) => self.serves_v2().map(|()| Vec::new()),
         }
     }
 
@@ -113,7 +123,7 @@ impl LoadedModel {
                 "it serves v2 inference at /v2/models/{}/infer",
                 self.record.model
             ),
-            Serving::Language(_) => "it serves /v1/chat/completions and /v1/completions".into(),
+            Serving::Language(_) => "use /v1/chat/completions or /v1/completions".into(),
             Serving::Embedding(_) => "it serves /v1/embeddings".into(),
         }
     }
@@ -156,10 +166,6 @@ impl ModelManager {
             routes: Mutex::default(),
             loaded: Mutex::default(),
         }
-    }
-
-    pub(crate) fn options(&self) -> &RuntimeOptions {
-        &self.options
     }
 
     /// The model's routing state (cached).
@@ -344,7 +350,7 @@ impl ModelManager {
             model,
             options.batch,
             options.engine.sessions,
-            options.max_waiting,
+            (options.max_inputs, options.max_waiting),
             (record.model.clone(), record.version),
         )?;
         crate::embed::embed_with(&embedder, vec![crate::EmbedInput::Text("warm up".into())])

@@ -322,6 +322,7 @@ impl Runtime {
     /// has a shadow target, a copy runs there in the background and is only recorded.
     pub async fn infer(&self, routed: &Routed, req: InferRequest) -> Result<InferResponse> {
         let model = &routed.model;
+        model.serves_v2()?;
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
         let shadow_copy = routed
             .route
@@ -362,6 +363,7 @@ impl Runtime {
             let result = async {
                 let version = this.manager.resolve_target(&model, &target).await?;
                 let loaded = this.manager.get(&model, version).await?;
+                loaded.serves_v2()?;
                 let valid = ValidInferRequest::new(
                     InferRequest {
                         id: None,

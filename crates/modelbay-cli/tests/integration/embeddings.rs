@@ -355,7 +355,7 @@ async fn bad_requests_get_openai_errors() {
         .unwrap()
         .contains("not an embedding model"));
 
-    // v2 with non-UTF-8 bytes is refused; the server still answers.
+    // v2: a wrong datatype, and (binary extension) BYTES that are not UTF-8, are refused.
     let (status, error) = server
         .post_json(
             "/v2/models/minilm/infer",
@@ -363,6 +363,34 @@ async fn bad_requests_get_openai_errors() {
         )
         .await;
     assert_eq!(status, 400, "{error}");
+    let raw: &[u8] = &[2, 0, 0, 0, 0xff, 0xfe];
+    let header = json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                    "parameters": {"binary_data_size": raw.len()}}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(raw);
+    let response = server
+        .http
+        .post(server.url("/v2/models/minilm/infer"))
+        .header("inference-header-content-length", header.len())
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = crate::common::status_and_json(response).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("UTF-8"), "{error}");
+    // v2 has the same limit on inputs per request as /v1/embeddings.
+    let (status, error) = server
+        .post_json(
+            "/v2/models/minilm/infer",
+            &json!({"inputs": [{"name": "text", "shape": [5], "datatype": "BYTES",
+                                "data": ["a", "b", "c", "d", "e"]}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("limit is 4"), "{error}");
     embed(&server, "minilm", json!("still serving")).await;
 }
 

@@ -57,6 +57,11 @@ struct SentenceConfig {
     max_seq_length: Option<usize>,
 }
 
+#[derive(Deserialize)]
+struct TokenizerConfig {
+    model_max_length: Option<f64>,
+}
+
 impl SentenceFolder {
     /// Reads and checks the folder; every problem is an [`Error::InvalidModel`] naming the file.
     pub(crate) fn read(dir: &Path) -> Result<Self> {
@@ -75,11 +80,18 @@ impl SentenceFolder {
         let weights = find_weights(dir)?;
         let (pooling, normalize) = read_modules(dir, config.hidden_size)?;
         let sentence: Option<SentenceConfig> = read_json(dir, "sentence_bert_config.json")?;
+        // What the tokenizer was trained to take (RoBERTa-style models reserve position slots,
+        // so their position table is longer than this); huge values mean "no limit".
+        let tokenizer_limit = read_json::<TokenizerConfig>(dir, "tokenizer_config.json")?
+            .and_then(|t| t.model_max_length)
+            .filter(|n| (2.0..1e6).contains(n))
+            .map(|n| n as usize);
         let position_limit = config.max_position_embeddings.unwrap_or(512);
+        let limit = tokenizer_limit.map_or(position_limit, |t| t.min(position_limit));
         let max_tokens = sentence
             .and_then(|s| s.max_seq_length)
-            .unwrap_or(position_limit)
-            .min(position_limit);
+            .unwrap_or(limit)
+            .min(limit);
         if max_tokens < 2 {
             return Err(invalid(
                 "sentence_bert_config.json: max_seq_length is too small",
@@ -148,10 +160,18 @@ fn read_modules(dir: &Path, hidden_size: usize) -> Result<(Vec<Pooling>, bool)> 
 }
 
 fn read_pooling(dir: &Path, module: &str, hidden_size: usize) -> Result<Vec<Pooling>> {
-    if module.contains("..") || module.starts_with('/') {
-        return Err(invalid("modules.json: a module path leaves the folder"));
+    let plain = Path::new(module)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        return Err(invalid(
+            "modules.json: a module path must be a folder inside the model's folder",
+        ));
     }
-    let file = format!("{}/config.json", module.trim_end_matches('/'));
+    let file = match module.trim_end_matches('/') {
+        "" => "config.json".to_owned(),
+        folder => format!("{folder}/config.json"),
+    };
     let Some(config) = read_json::<serde_json::Value>(dir, &file)? else {
         return Ok(vec![Pooling::Mean]);
     };
@@ -250,6 +270,20 @@ mod tests {
     }
 
     #[test]
+    fn the_tokenizer_limit_caps_the_sequence_length() {
+        let dir = folder(&[
+            (
+                "config.json",
+                r#"{"model_type":"xlm-roberta","hidden_size":8,"max_position_embeddings":514}"#,
+            ),
+            ("tokenizer.json", "{}"),
+            ("model.safetensors", ""),
+            ("tokenizer_config.json", r#"{"model_max_length":512}"#),
+        ]);
+        assert_eq!(SentenceFolder::read(dir.path()).unwrap().max_tokens, 512);
+    }
+
+    #[test]
     fn refuses_incomplete_or_unsupported_folders() {
         let cases: &[(&str, &[(&str, &str)])] = &[
             (
@@ -287,6 +321,19 @@ mod tests {
                         "modules.json",
                         r#"[{"path":"","type":"sentence_transformers.models.Transformer"},
                            {"path":"../x","type":"sentence_transformers.models.Pooling"}]"#,
+                    ),
+                ],
+            ),
+            (
+                "absolute pooling path",
+                &[
+                    ("config.json", CONFIG),
+                    ("tokenizer.json", "{}"),
+                    ("model.safetensors", ""),
+                    (
+                        "modules.json",
+                        r#"[{"path":"","type":"sentence_transformers.models.Transformer"},
+                           {"path":"/etc","type":"sentence_transformers.models.Pooling"}]"#,
                     ),
                 ],
             ),

@@ -188,6 +188,25 @@ struct SentenceModel {
     memory: u64,
 }
 
+impl SentenceModel {
+    /// Tokens the encoder can run: at least one, each inside the encoder's embedding table
+    /// (a tokenizer may know more tokens than the encoder has embeddings for).
+    fn checked(&self, tokens: Vec<EmbeddingToken>) -> Result<Vec<EmbeddingToken>> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidRequest(
+                "the input has no tokens for this model".into(),
+            ));
+        }
+        let vocabulary = self.vocabulary_size();
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocabulary) {
+            return Err(Error::InvalidRequest(format!(
+                "token id {id} is not in the model's vocabulary of {vocabulary} tokens"
+            )));
+        }
+        Ok(tokens)
+    }
+}
+
 impl EmbeddingModel for SentenceModel {
     fn dimensions(&self) -> usize {
         self.folder.dimensions()
@@ -198,15 +217,16 @@ impl EmbeddingModel for SentenceModel {
     }
 
     fn vocabulary_size(&self) -> usize {
-        self.tokenizer.vocabulary_size()
+        let encoder = self.folder.config.vocab_size.unwrap_or(usize::MAX);
+        self.tokenizer.vocabulary_size().min(encoder)
     }
 
     fn tokenize(&self, text: &str) -> Result<Vec<EmbeddingToken>> {
-        self.tokenizer.tokenize(text)
+        self.checked(self.tokenizer.tokenize(text)?)
     }
 
     fn tokens_from_ids(&self, ids: &[EmbeddingToken]) -> Result<Vec<EmbeddingToken>> {
-        self.tokenizer.tokenize_ids(ids)
+        self.checked(self.tokenizer.tokenize_ids(ids)?)
     }
 
     fn embed(&self, batch: &[Vec<EmbeddingToken>]) -> Result<Vec<Vec<f32>>> {

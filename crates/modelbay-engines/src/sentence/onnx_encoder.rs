@@ -14,7 +14,7 @@ use super::{Encoded, Encoder, Padded};
 use crate::{onnx::OnnxEngine, Error, Result, SessionOptions};
 
 /// What the graph expects in one input.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
     Ids,
     Mask,
@@ -89,10 +89,14 @@ impl OnnxEncoder {
                 Ok((input.name().to_owned(), feed, ty))
             })
             .collect::<Result<Vec<_>>>()?;
-        if !inputs.iter().any(|(_, feed, _)| matches!(feed, Feed::Ids)) {
-            return Err(Error::UnsupportedModel(
-                "the ONNX export has no 'input_ids' input".into(),
-            ));
+        // Without a mask, padding would change the embeddings of shorter inputs in a batch.
+        for (needed, what) in [(Feed::Ids, "input_ids"), (Feed::Mask, "attention_mask")] {
+            if !inputs.iter().any(|(_, feed, _)| *feed == needed) {
+                return Err(Error::UnsupportedModel(format!(
+                    "the ONNX export has no '{what}' input; an encoder needs input_ids and \
+                     attention_mask"
+                )));
+            }
         }
         let (output, pooled) = pick_output(first, hidden_size)?;
         let (returned, idle) = bounded(sessions.len());

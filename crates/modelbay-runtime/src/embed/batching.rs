@@ -79,25 +79,20 @@ impl<T> BatchQueue<T> {
             .min_by_key(|&(_, arrived)| arrived)
     }
 
-    /// The next batch to run, if one is due: a bucket that fills a batch, else the bucket of
-    /// the oldest input once its delay has run out. A batch that is not full takes inputs from
-    /// the next smaller bucket too (they pad to at most twice their length).
+    /// The next batch to run, if one is due: the bucket of the oldest input once its delay has
+    /// run out (so no input waits forever behind a stream of others), else a bucket that fills
+    /// a batch. A batch that is not full takes inputs from the next smaller bucket too (they
+    /// pad to at most twice their length).
     pub(crate) fn next_batch(&mut self, now: Instant) -> Option<Vec<T>> {
-        let full = self
-            .buckets
-            .iter()
-            .filter(|(&bucket, queue)| queue.len() >= self.capacity(bucket))
-            .min_by_key(|(_, queue)| queue.front().map(|w| w.arrived))
-            .map(|(&bucket, _)| bucket);
-        let bucket = match full {
-            Some(bucket) => bucket,
-            None => {
-                let (bucket, arrived) = self.oldest()?;
-                if now < arrived + self.policy.max_delay {
-                    return None;
-                }
-                bucket
-            }
+        let (oldest, arrived) = self.oldest()?;
+        let bucket = if now >= arrived + self.policy.max_delay {
+            oldest
+        } else {
+            self.buckets
+                .iter()
+                .filter(|(&bucket, queue)| queue.len() >= self.capacity(bucket))
+                .min_by_key(|(_, queue)| queue.front().map(|w| w.arrived))
+                .map(|(&bucket, _)| bucket)?
         };
         let capacity = self.capacity(bucket);
         let mut batch = self.take(bucket, capacity);
@@ -212,6 +207,22 @@ mod tests {
         }
         assert_eq!(queue.next_batch(t0).map(|b| b.len()), Some(4));
         assert_eq!(queue.next_batch(t0).map(|b| b.len()), Some(2));
+    }
+
+    #[test]
+    fn an_input_past_its_delay_goes_before_full_batches() {
+        let mut queue = BatchQueue::new(policy(2, 10));
+        let t0 = Instant::now();
+        queue.push("long", 300, t0);
+        for i in 1..=6 {
+            queue.push("short", 5, t0 + Duration::from_millis(i));
+        }
+        // Before its delay runs out the long input lets full batches of short ones pass...
+        let early = t0 + Duration::from_millis(7);
+        assert_eq!(queue.next_batch(early), Some(vec!["short", "short"]));
+        // ...after it, it goes first, however many short ones are waiting.
+        let late = t0 + Duration::from_millis(10);
+        assert_eq!(queue.next_batch(late), Some(vec!["long"]));
     }
 
     #[test]

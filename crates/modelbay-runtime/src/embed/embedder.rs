@@ -68,18 +68,22 @@ pub(crate) struct Embedder {
     /// Inputs admitted and not yet handed to a worker.
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    /// Most inputs in one request.
+    pub(crate) max_inputs: usize,
     label: (String, u32),
 }
 
 impl Embedder {
-    /// Starts the scheduler and `workers` worker threads.
+    /// Starts the scheduler and `workers` worker threads. The waiting queue holds at least one
+    /// request of `max_inputs`.
     pub(crate) fn start(
         model: Arc<dyn EmbeddingModel>,
         policy: BatchPolicy,
         workers: usize,
-        max_waiting: usize,
+        limits: (usize, usize),
         label: (String, u32),
     ) -> Result<Self> {
+        let (max_inputs, max_waiting) = (limits.0.max(1), limits.1.max(limits.0).max(1));
         let (submit, submitted) = unbounded::<Vec<Item>>();
         let (work, batches) = unbounded::<Vec<Item>>();
         let (done, finished) = unbounded::<()>();
@@ -108,8 +112,33 @@ impl Embedder {
             submit,
             waiting,
             max_waiting,
+            max_inputs,
             label,
         })
+    }
+
+    /// Refuses a request of `n` inputs that could not be admitted now, before any work is done
+    /// for it (tokenizing).
+    pub(crate) fn check_room(&self, n: usize) -> Result<()> {
+        if n > self.max_inputs {
+            return Err(Error::TooManyInputs {
+                given: n,
+                limit: self.max_inputs,
+            });
+        }
+        let queued = self.waiting.load(Ordering::Acquire);
+        if queued + n > self.max_waiting {
+            return Err(self.overloaded(queued));
+        }
+        Ok(())
+    }
+
+    fn overloaded(&self, queued: usize) -> Error {
+        Error::Overloaded {
+            model: self.label.0.clone(),
+            version: self.label.1,
+            queued,
+        }
     }
 
     /// Embeds tokenized inputs, batched with whatever else is waiting. All of them are admitted
@@ -120,18 +149,14 @@ impl Embedder {
         if n == 0 {
             return Ok(Vec::new());
         }
+        self.check_room(n)?;
         let admitted = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                // An empty queue takes any request, so a large one is never refused forever.
-                (w == 0 || w + n <= self.max_waiting).then_some(w + n)
+                (w + n <= self.max_waiting).then_some(w + n)
             });
         if let Err(queued) = admitted {
-            return Err(Error::Overloaded {
-                model: self.label.0.clone(),
-                version: self.label.1,
-                queued,
-            });
+            return Err(self.overloaded(queued));
         }
         let (reply, answer) = oneshot::channel();
         let request = Arc::new(Request {
@@ -169,6 +194,7 @@ impl Scheduler {
     /// Runs until the embedder is dropped; then the workers stop too.
     fn run(mut self, submitted: Receiver<Vec<Item>>, work: Sender<Vec<Item>>, done: Receiver<()>) {
         loop {
+            self.drop_abandoned();
             self.dispatch(&work);
             let deadline = match (self.idle > 0, self.queue.deadline()) {
                 (true, Some(deadline)) => crossbeam_channel::at(deadline),
@@ -191,15 +217,19 @@ impl Scheduler {
         }
     }
 
+    /// Forgets inputs whose request nobody waits for any more, so they neither run nor hold
+    /// places in the queue.
+    fn drop_abandoned(&mut self) {
+        let before = self.queue.len();
+        if before > 0 {
+            self.queue.retain(|item| !item.request.abandoned());
+            self.waiting
+                .fetch_sub(before - self.queue.len(), Ordering::AcqRel);
+        }
+    }
+
     /// Hands batches to idle workers while batches are due.
     fn dispatch(&mut self, work: &Sender<Vec<Item>>) {
-        if self.idle == 0 || self.queue.len() == 0 {
-            return;
-        }
-        let before = self.queue.len();
-        self.queue.retain(|item| !item.request.abandoned());
-        self.waiting
-            .fetch_sub(before - self.queue.len(), Ordering::AcqRel);
         while self.idle > 0 {
             let Some(batch) = self.queue.next_batch(Instant::now()) else {
                 break;
@@ -214,6 +244,8 @@ impl Scheduler {
 }
 
 /// A worker: embeds each batch it is given and sends every input's vector to its request.
+/// Inputs were checked when their request was admitted, so a failing batch is the server's
+/// fault (500), never a caller's.
 fn run_batches(model: &dyn EmbeddingModel, batches: Receiver<Vec<Item>>, done: Sender<()>) {
     for batch in batches {
         let (tokens, targets): (Vec<_>, Vec<_>) = batch
@@ -239,13 +271,16 @@ fn run_batches(model: &dyn EmbeddingModel, batches: Receiver<Vec<Item>>, done: S
                 });
             }
             Ok(Err(e)) => {
-                let message = e.to_string();
+                let message = format!("the embedding engine failed: {e}");
                 fail_all(&targets, || Error::Batch {
-                    code: e.code(),
+                    code: modelbay_core::ErrorCode::Internal,
                     message: message.clone(),
                 });
             }
-            Err(_) => fail_all(&targets, || Error::WorkerLost("engine panicked".into())),
+            Err(_) => fail_all(&targets, || Error::Batch {
+                code: modelbay_core::ErrorCode::Internal,
+                message: "the embedding engine panicked".into(),
+            }),
         }
         if done.send(()).is_err() {
             return;
@@ -326,7 +361,14 @@ mod tests {
             max_delay: Duration::ZERO,
         };
         Arc::new(
-            Embedder::start(model.clone(), policy, 1, max_waiting, ("test".into(), 1)).unwrap(),
+            Embedder::start(
+                model.clone(),
+                policy,
+                1,
+                (4, max_waiting),
+                ("test".into(), 1),
+            )
+            .unwrap(),
         )
     }
 

@@ -86,20 +86,14 @@ impl Runtime {
 
     /// Embeds `inputs` with the routed version, batched with other requests.
     pub async fn embed(&self, routed: &Routed, inputs: Vec<EmbedInput>) -> Result<Embeddings> {
-        let embedder = routed.model.embedder()?;
-        let limit = self.manager.options().embedding.max_inputs;
-        if inputs.len() > limit {
-            return Err(Error::TooManyInputs {
-                given: inputs.len(),
-                limit,
-            });
-        }
-        embed_with(embedder, inputs).await
+        embed_with(routed.model.embedder()?, inputs).await
     }
 }
 
-/// Tokenizes (on a blocking thread) and embeds.
+/// Checks the request's size and the queue's room, tokenizes (on a blocking thread; every
+/// input is checked here, so one bad input fails only its own request) and embeds.
 pub(crate) async fn embed_with(embedder: &Embedder, inputs: Vec<EmbedInput>) -> Result<Embeddings> {
+    embedder.check_room(inputs.len())?;
     let model = embedder.model.clone();
     let tokens = tokio::task::spawn_blocking(move || {
         inputs
