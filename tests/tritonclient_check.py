@@ -4,11 +4,16 @@
 Starts the real server binary on 127.0.0.1 port 0 with a temporary data directory, pushes the
 fixture models through the management API, then uses tritonclient for health, metadata,
 readiness and inference (binary tensor extension and JSON, every datatype, string inputs,
-output selection, pinned versions) and compares with the fixtures' expected outputs.
+output selection, pinned versions) and compares with the fixtures' expected outputs. Also pushes
+all-MiniLM-L6-v2 (a sentence-transformers folder, packed by `modelbay push`) and embeds text
+through v2 (a BYTES input `text`), compared with the float64 reference embeddings.
 
-Usage: tests/tritonclient_check.py [path/to/modelbay]   (needs ORT_DYLIB_PATH)
+Usage: tests/tritonclient_check.py [path/to/modelbay]
+  (needs ORT_DYLIB_PATH, MODELBAY_MINILM_ONNX and MODELBAY_MINILM_REFERENCE)
 """
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -151,6 +156,30 @@ def run(address):
     check(index[("breast-cancer-lr", "1")] == "READY", f"index after load: {index}")
 
 
+def embeddings(binary, address):
+    """An embedding model through v2: strings in, one normalised vector per string out."""
+    folder = os.environ.get("MODELBAY_MINILM_ONNX", str(ROOT / ".cache/models/all-MiniLM-L6-v2-onnx"))
+    reference = json.loads(Path(os.environ.get(
+        "MODELBAY_MINILM_REFERENCE", str(ROOT / ".cache/models/minilm-reference.json"))).read_text())
+    subprocess.run([binary, "push", "minilm", folder, "--server", f"http://{address}"],
+                   check=True, capture_output=True)
+    client = httpclient.InferenceServerClient(address)
+    metadata = client.get_model_metadata("minilm")
+    check(metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}], metadata)
+    check(metadata["outputs"][0]["shape"] == [-1, 384], metadata)
+    sentences = reference["sentences"][:8]
+    for binary_data in (True, False):
+        text = httpclient.InferInput("text", [len(sentences)], "BYTES")
+        text.set_data_from_numpy(np.array([s.encode() for s in sentences], dtype=np.object_),
+                                 binary_data=binary_data)
+        output = httpclient.InferRequestedOutput("embedding", binary_data=binary_data)
+        vectors = client.infer("minilm", [text], outputs=[output]).as_numpy("embedding")
+        check(vectors.shape == (len(sentences), 384) and vectors.dtype == np.float32, vectors.shape)
+        expected = np.array(reference["embeddings"][:len(sentences)])
+        cosines = (vectors * expected).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(expected, axis=1)
+        check(cosines.min() >= 0.9999, f"cosines {cosines}")
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/debug/modelbay")
     with tempfile.TemporaryDirectory() as data_dir:
@@ -159,6 +188,7 @@ def main():
             for model in MODELS:
                 push(address, model.replace("_", "-"), FIXTURES / f"{model}.onnx")
             run(address)
+            embeddings(binary, address)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -380,7 +380,10 @@ async fn bad_requests_get_openai_errors() {
         .unwrap();
     let (status, error) = crate::common::status_and_json(response).await;
     assert_eq!(status, 400, "{error}");
-    assert!(error["error"].as_str().unwrap().contains("UTF-8"), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("UTF-8"),
+        "{error}"
+    );
     // v2 has the same limit on inputs per request as /v1/embeddings.
     let (status, error) = server
         .post_json(
@@ -390,7 +393,10 @@ async fn bad_requests_get_openai_errors() {
         )
         .await;
     assert_eq!(status, 400, "{error}");
-    assert!(error["error"].as_str().unwrap().contains("limit is 4"), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("limit is 4"),
+        "{error}"
+    );
     embed(&server, "minilm", json!("still serving")).await;
 }
 
