@@ -1,22 +1,24 @@
-//! BERT-family encoders in pure Rust on candle, for folders that hold only `model.safetensors`.
+//! BERT encoders in pure Rust on candle, for folders that hold only `model.safetensors`.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 
-use super::{Encoded, Encoder, Padded};
+use super::{
+    bert::{Bert, BertConfig},
+    Encoded, Encoder, Padded,
+};
 use crate::{Error, Result};
 
 pub(crate) struct CandleEncoder {
-    model: BertModel,
+    model: Bert,
     /// Candle's matrix kernels run on rayon; each model gets a pool of its configured size.
     threads: rayon::ThreadPool,
 }
 
 /// The candle configuration of the folder's `config.json`, if candle can run it.
-pub(crate) fn config(dir: &Path) -> Result<Config> {
+pub(crate) fn config(dir: &Path) -> Result<BertConfig> {
     let bytes = std::fs::read(dir.join("config.json"))
         .map_err(|e| Error::InvalidModel(format!("config.json: {e}")))?;
     let raw: serde_json::Value = serde_json::from_slice(&bytes)
@@ -28,8 +30,13 @@ pub(crate) fn config(dir: &Path) -> Result<Config> {
              export (onnx/model.onnx) to the folder to serve it with ONNX Runtime"
         )));
     }
-    serde_json::from_value(raw)
-        .map_err(|e| Error::InvalidModel(format!("config.json is not a BERT configuration: {e}")))
+    let config: BertConfig = serde_json::from_value(raw).map_err(|e| {
+        Error::InvalidModel(format!("config.json is not a BERT configuration: {e}"))
+    })?;
+    config
+        .check()
+        .map_err(|e| Error::UnsupportedModel(format!("config.json: {e}")))?;
+    Ok(config)
 }
 
 impl CandleEncoder {
@@ -38,7 +45,7 @@ impl CandleEncoder {
         let tensors = candle_core::safetensors::load(weights, &Device::Cpu)
             .map_err(|e| Error::InvalidModel(format!("model.safetensors cannot be read: {e}")))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = BertModel::load(vb, &config).map_err(|e| {
+        let model = Bert::load(vb, &config).map_err(|e| {
             Error::InvalidModel(format!(
                 "model.safetensors does not hold the BERT weights config.json describes: {e}"
             ))
@@ -55,8 +62,7 @@ impl CandleEncoder {
         let shape = (padded.lengths.len(), padded.padded_len);
         let ids = Tensor::from_vec(padded.ids.clone(), shape, &Device::Cpu)?;
         let mask = Tensor::from_vec(padded.mask.clone(), shape, &Device::Cpu)?;
-        let types = ids.zeros_like()?;
-        let states = self.model.forward(&ids, &types, Some(&mask))?;
+        let states = self.model.forward(&ids, &mask)?;
         states.flatten_all()?.to_vec1::<f32>()
     }
 }

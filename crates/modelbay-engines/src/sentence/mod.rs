@@ -3,6 +3,7 @@
 //! ONNX Runtime when it holds an ONNX export, candle when it holds only `model.safetensors`.
 //! Tokenizing, padding and pooling are shared, so both give the same embeddings.
 
+mod bert;
 mod candle_encoder;
 mod folder;
 #[cfg(feature = "onnx")]
