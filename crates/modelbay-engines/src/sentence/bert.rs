@@ -236,3 +236,29 @@ impl Bert {
         Ok(xs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(heads: usize, activation: &str) -> BertConfig {
+        serde_json::from_value(serde_json::json!({
+            "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": heads, "intermediate_size": 16,
+            "hidden_act": activation, "max_position_embeddings": 16
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn configurations_it_cannot_run_are_refused() {
+        assert!(config(2, "gelu").check().is_ok());
+        assert!(config(2, "gelu_new").check().is_ok());
+        assert!(
+            config(3, "gelu").check().is_err(),
+            "8 is not a multiple of 3"
+        );
+        assert!(config(0, "gelu").check().is_err());
+        assert!(config(2, "swish").check().is_err());
+    }
+}
