@@ -291,18 +291,13 @@ impl ModelManager {
         pool.run(request, outputs)
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
-        tracing::info!(
-            model = %record.model,
-            version = record.version,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "model loaded and warmed up"
-        );
-        Ok(Arc::new(LoadedModel {
+        Ok(ready(
             record,
             platform,
             bytes,
-            serving: Serving::Tensor(pool),
-        }))
+            Serving::Tensor(pool),
+            started,
+        ))
     }
 
     /// Loads a language model from its (re-verified) file and warms it up by generating one
@@ -319,18 +314,14 @@ impl ModelManager {
         warm_up_language(&model)
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
-        tracing::info!(
-            model = %record.model,
-            version = record.version,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "language model loaded and warmed up"
-        );
-        Ok(Arc::new(LoadedModel {
+        let bytes = model.memory_bytes();
+        Ok(ready(
             record,
             platform,
-            bytes: model.memory_bytes(),
-            serving: Serving::Language(model),
-        }))
+            bytes,
+            Serving::Language(model),
+            started,
+        ))
     }
 
     /// Loads an embedding model from its (re-verified, unpacked) folder and warms it up by
@@ -356,19 +347,13 @@ impl ModelManager {
         crate::embed::embed_with(&embedder, vec![crate::EmbedInput::Text("warm up".into())])
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
-        tracing::info!(
-            model = %record.model,
-            version = record.version,
-            backend = embedder.model.backend(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "embedding model loaded and warmed up"
-        );
-        Ok(Arc::new(LoadedModel {
+        Ok(ready(
             record,
             platform,
             bytes,
-            serving: Serving::Embedding(embedder),
-        }))
+            Serving::Embedding(embedder),
+            started,
+        ))
     }
 
     /// Loaded versions with their state, for the repository index.
@@ -457,6 +442,35 @@ impl ModelManager {
             map.remove(&victim);
         }
     }
+}
+
+/// A version that loaded and answered its warm-up.
+fn ready(
+    record: VersionRecord,
+    platform: &'static str,
+    bytes: u64,
+    serving: Serving,
+    started: Instant,
+) -> Arc<LoadedModel> {
+    let kind = match &serving {
+        Serving::Tensor(_) => "tensor",
+        Serving::Language(_) => "language",
+        Serving::Embedding(embedder) => embedder.model.backend(),
+    };
+    tracing::info!(
+        model = %record.model,
+        version = record.version,
+        kind,
+        bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "model loaded and warmed up"
+    );
+    Arc::new(LoadedModel {
+        record,
+        platform,
+        bytes,
+        serving,
+    })
 }
 
 fn load_failed(record: &VersionRecord, e: impl std::fmt::Display) -> Error {

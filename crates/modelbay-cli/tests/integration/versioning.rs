@@ -543,10 +543,11 @@ async fn promote_and_rollback_under_load_fail_no_request() {
         0,
         "failed requests during hot swaps"
     );
+    // The swaps happened under real load: a count, not a rate, so a busy machine (a parallel
+    // build, the other tests) does not fail the test.
     assert!(
-        total as f64 / elapsed >= 200.0,
-        "load was only {:.0} req/s",
-        total as f64 / elapsed
+        total >= 100,
+        "only {total} requests were served in {elapsed:.1} s of swaps"
     );
     assert_eq!(
         served.len(),
