@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start: fetch ONNX Runtime and SmolLM2, build modelbay, start it on 127.0.0.1:8080 with the
+# Quick start: fetch ONNX Runtime and the models, build modelbay, start it on 127.0.0.1:8080 with the
 # registry in ./modelbay-data, push the demo models (once) and keep serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
