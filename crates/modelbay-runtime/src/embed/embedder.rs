@@ -102,6 +102,7 @@ impl Embedder {
             queue: BatchQueue::new(policy),
             idle: workers,
             waiting: waiting.clone(),
+            max_waiting,
         };
         std::thread::Builder::new()
             .name(format!("embed-{}-{}-batcher", label.0, label.1))
@@ -188,6 +189,7 @@ struct Scheduler {
     /// Workers with nothing to do.
     idle: usize,
     waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
 }
 
 impl Scheduler {
@@ -218,10 +220,11 @@ impl Scheduler {
     }
 
     /// Forgets inputs whose request nobody waits for any more, so they neither run nor hold
-    /// places in the queue.
+    /// places in the queue: before batches are formed (a worker is free), and whenever the
+    /// queue is more than half full. Not on every event: the scan is linear in the queue.
     fn drop_abandoned(&mut self) {
         let before = self.queue.len();
-        if before > 0 {
+        if before > 0 && (self.idle > 0 || before > self.max_waiting / 2) {
             self.queue.retain(|item| !item.request.abandoned());
             self.waiting
                 .fetch_sub(before - self.queue.len(), Ordering::AcqRel);
