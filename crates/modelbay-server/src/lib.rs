@@ -5,6 +5,7 @@
 mod body;
 pub mod error;
 mod management;
+mod observe;
 mod openai;
 mod v2;
 mod versioning_api;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(observe::log_request))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -7,6 +7,7 @@ mod crash;
 mod embeddings;
 mod inference;
 mod llm;
+mod logs;
 mod registry;
 mod tensors;
 mod versioning;

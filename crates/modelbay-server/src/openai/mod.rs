@@ -10,7 +10,7 @@ mod response;
 use axum::{
     body::Body,
     extract::State,
-    http::{header, HeaderMap, HeaderValue},
+    http::{header, HeaderMap},
     response::{sse::Sse, IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -148,12 +148,7 @@ async fn run(
     Ok(annotate(http, &routed))
 }
 
-/// Names the version (and alias) that answered, in response headers.
-fn annotate(mut http: Response, routed: &modelbay_runtime::Routed) -> Response {
-    if let Some(alias) = &routed.route.alias {
-        if let Ok(value) = HeaderValue::from_str(alias) {
-            http.headers_mut().insert(crate::v2::ALIAS_HEADER, value);
-        }
-    }
-    crate::v2::with_version(http, routed.model.record.version)
+/// Names the version (and alias) that answered, in response headers and the request log.
+fn annotate(http: Response, routed: &modelbay_runtime::Routed) -> Response {
+    crate::observe::served_by(http, crate::v2::routed_by(routed))
 }

@@ -10,7 +10,8 @@ use axum::{
 use modelbay_core::{DataType, TensorSpec};
 use serde_json::{json, Value};
 
-use super::{with_version, ModelPath};
+use super::ModelPath;
+use crate::observe::{served_by, ServedBy};
 use crate::{error::ApiError, AppState};
 
 fn triton_type(datatype: DataType) -> &'static str {
@@ -54,5 +55,12 @@ pub(super) async fn model_config(
         "input": tensors(&meta.signature.inputs),
         "output": tensors(&meta.signature.outputs),
     });
-    Ok(with_version(Json(body).into_response(), meta.version))
+    Ok(served_by(
+        Json(body).into_response(),
+        ServedBy {
+            model: meta.name,
+            version: meta.version,
+            alias: None,
+        },
+    ))
 }

@@ -20,17 +20,12 @@ use serde_json::json;
 use crate::{
     body::{self, read_limited},
     error::ApiError,
+    observe::{served_by, ServedBy},
     AppState,
 };
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
 const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
-
-/// Response header naming the version that served a request.
-const VERSION_HEADER: &str = "x-modelbay-model-version";
-
-/// Response header naming the alias a request was routed through, when there was one.
-pub(super) const ALIAS_HEADER: &str = "x-modelbay-alias";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -117,7 +112,14 @@ async fn model_metadata(
         "inputs": meta.signature.inputs,
         "outputs": meta.signature.outputs,
     });
-    Ok(with_version(Json(body).into_response(), meta.version))
+    Ok(served_by(
+        Json(body).into_response(),
+        ServedBy {
+            model: meta.name,
+            version: meta.version,
+            alias: None,
+        },
+    ))
 }
 
 async fn model_ready(
@@ -129,7 +131,14 @@ async fn model_ready(
     // or warm-up, 500 (details only in the log) for a corrupt artifact.
     let number = state.runtime.ready(&name, &version).await?;
     let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
-    Ok(with_version(Json(body).into_response(), number))
+    Ok(served_by(
+        Json(body).into_response(),
+        ServedBy {
+            model: name.to_string(),
+            version: number,
+            alias: None,
+        },
+    ))
 }
 
 async fn infer(
@@ -176,17 +185,14 @@ async fn infer(
             );
         }
     }
-    if let Some(alias) = &routed.route.alias {
-        if let Ok(value) = HeaderValue::from_str(alias) {
-            http.headers_mut().insert(ALIAS_HEADER, value);
-        }
-    }
-    Ok(with_version(http, response.model_version))
+    Ok(served_by(http, routed_by(&routed)))
 }
 
-pub(super) fn with_version(mut response: Response, version: u32) -> Response {
-    response
-        .headers_mut()
-        .insert(VERSION_HEADER, HeaderValue::from(version));
-    response
+/// What the log and the response headers say about the version a routed request reached.
+pub(crate) fn routed_by(routed: &modelbay_runtime::Routed) -> ServedBy {
+    ServedBy {
+        model: routed.model.record.model.clone(),
+        version: routed.model.record.version,
+        alias: routed.route.alias.clone(),
+    }
 }

@@ -1,0 +1,104 @@
+//! The request log: one JSON line per request with its id, status, latency and the version that
+//! served it; never the payload.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::TestServer;
+
+/// The `modelbay::request` lines of the log, as JSON.
+fn request_lines(server: &TestServer) -> Vec<Value> {
+    server
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "modelbay::request")
+        .collect()
+}
+
+async fn post_with_id(
+    server: &TestServer,
+    path: &str,
+    id: &str,
+    body: &Value,
+) -> reqwest::Response {
+    server
+        .http
+        .post(server.url(path))
+        .header("x-request-id", id)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_request_is_logged_with_its_id_version_status_and_latency() {
+    let server = TestServer::start_logging(&["--log-format", "json"]).await;
+    assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
+    let promoted = server
+        .http
+        .put(server.url("/api/v1/models/bc/aliases/production"))
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(promoted.status(), 200);
+    // A distinctive input value, to show that payloads stay out of the log.
+    let mut row = vec![0.0; 30];
+    row[0] = 98765.43;
+    let body =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30], "data": row}]});
+    let response = post_with_id(&server, "/v2/models/bc/infer", "req-served", &body).await;
+    assert_eq!(response.headers()["x-request-id"], "req-served");
+    assert_eq!(response.status(), 200);
+    let missing = post_with_id(&server, "/v2/models/nope/infer", "req-missing", &body).await;
+    assert_eq!(missing.status(), 404);
+    let generated = server
+        .http
+        .get(server.url("/api/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    let generated_id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!generated_id.is_empty());
+
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = request_lines(&server);
+        if lines
+            .iter()
+            .any(|l| l["fields"]["request_id"] == generated_id.as_str())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let find = |id: &str| -> Value {
+        lines
+            .iter()
+            .find(|l| l["fields"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request line for {id} in {lines:?}"))
+            .clone()
+    };
+    let served = &find("req-served")["fields"];
+    assert_eq!(served["status"], 200);
+    assert_eq!(served["method"], "POST");
+    assert_eq!(served["path"], "/v2/models/bc/infer");
+    assert_eq!(served["model"], "bc");
+    assert_eq!(served["version"], 1);
+    assert_eq!(served["alias"], "production");
+    assert!(served["latency_ms"].as_f64().unwrap() > 0.0, "{served}");
+    let missing = &find("req-missing")["fields"];
+    assert_eq!(missing["status"], 404);
+    assert_eq!(missing["model"], "", "an unknown model is not a label");
+    assert_eq!(find(&generated_id)["fields"]["status"], 200);
+    assert!(
+        !server.log().contains("98765"),
+        "the request payload reached the log"
+    );
+}

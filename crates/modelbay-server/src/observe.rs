@@ -1,0 +1,78 @@
+//! One log line per request: its id (the client's `x-request-id`, or the one generated for it),
+//! method, path, status, latency and, once the request was routed, the model, version and alias
+//! that served it. Bodies are never logged.
+
+use std::time::Instant;
+
+use axum::{
+    extract::Request,
+    http::{HeaderValue, Response},
+    middleware::Next,
+    response::IntoResponse,
+};
+
+/// Which version answered a request; handlers attach it to their response (it is not sent).
+#[derive(Debug, Clone)]
+pub(crate) struct ServedBy {
+    pub model: String,
+    pub version: u32,
+    pub alias: Option<String>,
+}
+
+/// Response header naming the version that served a request.
+const VERSION_HEADER: &str = "x-modelbay-model-version";
+
+/// Response header naming the alias a request was routed through, when there was one.
+const ALIAS_HEADER: &str = "x-modelbay-alias";
+
+/// Names the version (and alias) that answered: in response headers for the client, and in a
+/// response extension for the request log.
+pub(crate) fn served_by<B>(mut response: Response<B>, served: ServedBy) -> Response<B> {
+    let headers = response.headers_mut();
+    headers.insert(VERSION_HEADER, HeaderValue::from(served.version));
+    if let Some(alias) = &served.alias {
+        if let Ok(value) = HeaderValue::from_str(alias) {
+            headers.insert(ALIAS_HEADER, value);
+        }
+    }
+    response.extensions_mut().insert(served);
+    response
+}
+
+/// The request-log middleware.
+pub(crate) async fn log_request(request: Request, next: Next) -> impl IntoResponse {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let status = response.status().as_u16();
+    let served = response.extensions().get::<ServedBy>();
+    let model = served.map(|s| s.model.as_str()).unwrap_or_default();
+    let version = served.map(|s| s.version);
+    let alias = served.and_then(|s| s.alias.as_deref()).unwrap_or_default();
+    if path.starts_with("/v2/health/") {
+        // Probes arrive every few seconds; they are not worth a line each.
+        tracing::debug!(target: "modelbay::request", request_id, %method, path, status, latency_ms, "request");
+    } else {
+        tracing::info!(
+            target: "modelbay::request",
+            request_id,
+            %method,
+            path,
+            status,
+            latency_ms,
+            model,
+            version,
+            alias,
+            "request"
+        );
+    }
+    response
+}
