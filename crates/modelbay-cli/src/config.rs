@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Inputs that may wait for a batch per model before requests get 503 [default: 8192].
     #[arg(long, env = "MODELBAY_EMBED_MAX_WAITING")]
     pub embed_max_waiting: Option<usize>,
+    /// Write the body of every inference request to the log (target `modelbay::payload`);
+    /// payloads can hold personal data, so this is off unless asked for [default: false].
+    #[arg(long, env = "MODELBAY_LOG_PAYLOADS", num_args = 0..=1, default_missing_value = "true")]
+    pub log_payloads: Option<bool>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -114,6 +118,7 @@ pub struct Settings {
     pub max_model_memory: Option<u64>,
     pub language: LanguageOptions,
     pub embedding: EmbeddingServeOptions,
+    pub log_payloads: bool,
     pub log_format: LogFormat,
 }
 
@@ -186,6 +191,7 @@ impl ServeArgs {
                     .or(file.embed_max_waiting)
                     .unwrap_or(8192),
             },
+            log_payloads: self.log_payloads.or(file.log_payloads).unwrap_or(false),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         })
     }

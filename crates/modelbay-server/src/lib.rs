@@ -38,6 +38,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Set once startup loading is done; `/v2/health/ready` answers 503 until then.
     pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Write inference request bodies to the log (off by default: payloads can hold personal
+    /// data).
+    pub log_payloads: bool,
 }
 
 impl AppState {
@@ -48,15 +51,23 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let payloads = state.log_payloads.then_some(state.limits.max_request_bytes);
+    let mut app = Router::new()
         .merge(v2::routes())
         .merge(openai::routes())
         .merge(management::routes())
         .merge(versioning_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(observe::log_request))
+        .with_state(state);
+    if let Some(limit) = payloads {
+        app = app.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                observe::log_payload(limit, request, next)
+            },
+        ));
+    }
+    app.layer(axum::middleware::from_fn(observe::log_request))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

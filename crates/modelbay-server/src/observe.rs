@@ -76,3 +76,59 @@ pub(crate) async fn log_request(request: Request, next: Next) -> impl IntoRespon
     }
     response
 }
+
+/// Most bytes of a payload written to the log; the rest is elided.
+const MAX_LOGGED_PAYLOAD: usize = 64 << 10;
+
+/// Whether a request carries an inference payload (v2 infer, the OpenAI endpoints).
+fn is_inference(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::POST
+        && ((path.starts_with("/v2/models/") && path.ends_with("/infer"))
+            || path.starts_with("/v1/"))
+}
+
+/// With `--log-payloads` only: logs the body of every inference request (up to 64 KiB of it,
+/// compressed bodies by size only), tagged with the request id, before it is handled.
+pub(crate) async fn log_payload(
+    limit: usize,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    if !is_inference(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return crate::ApiError::new(
+                modelbay_core::ErrorCode::PayloadTooLarge,
+                format!("the request body could not be read whole within {limit} bytes"),
+            )
+            .into_response()
+        }
+    };
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let request_id = header("x-request-id").unwrap_or_default();
+    let shown = match header("content-encoding") {
+        Some(encoding) if encoding != "identity" => format!("<{} bytes, {encoding}>", bytes.len()),
+        _ => {
+            let end = bytes.len().min(MAX_LOGGED_PAYLOAD);
+            let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+            if end < bytes.len() {
+                text.push('…');
+            }
+            text
+        }
+    };
+    tracing::info!(
+        target: "modelbay::payload",
+        request_id,
+        path = parts.uri.path(),
+        bytes = bytes.len(),
+        body = %shown,
+        "request payload"
+    );
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}

@@ -57,6 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_upload_bytes: settings.max_upload_bytes,
         },
         ready,
+        log_payloads: settings.log_payloads,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -102,3 +102,51 @@ async fn every_request_is_logged_with_its_id_version_status_and_latency() {
         "the request payload reached the log"
     );
 }
+
+#[tokio::test]
+async fn payloads_are_logged_only_when_asked_for() {
+    let server = TestServer::start_logging(&["--log-format", "json", "--log-payloads"]).await;
+    assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
+    let mut row = vec![0.0; 30];
+    row[0] = 24680.5;
+    let body =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30], "data": row}]});
+    let response = post_with_id(&server, "/v2/models/bc/infer", "req-payload", &body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the logged body still reaches the handler"
+    );
+    let mut payload = None;
+    for _ in 0..50 {
+        payload = server
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| {
+                line["target"] == "modelbay::payload"
+                    && line["fields"]["request_id"] == "req-payload"
+            });
+        if payload.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let payload = payload.expect("no payload line");
+    assert!(
+        payload["fields"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("24680.5"),
+        "{payload}"
+    );
+    // Management calls (model uploads) are not inference payloads.
+    let logged_paths: Vec<Value> = server
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "modelbay::payload")
+        .map(|line| line["fields"]["path"].clone())
+        .collect();
+    assert_eq!(logged_paths, [json!("/v2/models/bc/infer")]);
+}
