@@ -66,14 +66,18 @@ impl LoadedModel {
     /// models do not): checked before a request is validated against the signature.
     pub(crate) fn serves_v2(&self) -> Result<()> {
         match &self.serving {
-            Serving::Language(_) => Err(Error::WrongKind(format!(
-                "model '{}' version {} is a language model; {}",
-                self.record.model,
-                self.record.version,
-                self.serves()
-            ))),
+            Serving::Language(_) => Err(self.not_v2()),
             Serving::Tensor(_) | Serving::Embedding(_) => Ok(()),
         }
+    }
+
+    fn not_v2(&self) -> Error {
+        Error::WrongKind(format!(
+            "model '{}' version {} is a language model; {}",
+            self.record.model,
+            self.record.version,
+            self.serves()
+        ))
     }
 
     /// Runs v2 inference: a tensor model on its sessions, an embedding model on the strings of
@@ -86,7 +90,7 @@ impl LoadedModel {
         match &self.serving {
             Serving::Tensor(pool) => pool.run(inputs, outputs).await,
             Serving::Embedding(embedder) => crate::embed::infer_v2(embedder, inputs).await,
-            Serving::Language(_) => self.serves_v2().map(|()| Vec::new()),
+            Serving::Language(_) => Err(self.not_v2()),
         }
     }
 

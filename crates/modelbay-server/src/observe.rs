@@ -19,6 +19,17 @@ pub(crate) struct ServedBy {
     pub alias: Option<String>,
 }
 
+impl ServedBy {
+    /// A version addressed directly (metadata, readiness, configuration): no alias.
+    pub(crate) fn version(model: impl Into<String>, version: u32) -> Self {
+        Self {
+            model: model.into(),
+            version,
+            alias: None,
+        }
+    }
+}
+
 /// Response header naming the version that served a request.
 const VERSION_HEADER: &str = "x-modelbay-model-version";
 

@@ -209,6 +209,30 @@ impl TestServer {
         status_and_json(self.http.get(self.url(path)).send().await.unwrap()).await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        status_and_json(
+            self.http
+                .put(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The ids `GET /v1/models` lists, in order.
+    pub async fn openai_model_ids(&self) -> Vec<String> {
+        let (status, models) = self.get("/v1/models").await;
+        assert_eq!(status, 200, "{models}");
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         status_and_json(
             self.http

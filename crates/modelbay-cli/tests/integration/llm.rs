@@ -112,24 +112,17 @@ async fn gguf_push_records_header_details_and_models_lists_aliases() {
     assert_eq!(details["chat_template"], true);
     assert_eq!(details["parameters"], 134_515_008);
 
-    let response = server
-        .http
-        .put(server.url("/api/v1/models/chat/aliases/production"))
-        .json(&json!({ "version": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, _) = server
+        .put_json(
+            "/api/v1/models/chat/aliases/production",
+            &json!({ "version": 1 }),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (status, models) = server.get("/v1/models").await;
     assert_eq!(status, 200);
     assert_eq!(models["object"], "list");
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["chat", "chat@production"]);
+    assert_eq!(server.openai_model_ids().await, ["chat", "chat@production"]);
     assert_eq!(models["data"][0]["object"], "model");
 
     // Addressed through its alias, the response says which version served it.

@@ -18,12 +18,6 @@ pub trait EmbeddingModel: Send + Sync {
     /// Length of each embedding.
     fn dimensions(&self) -> usize;
 
-    /// Most tokens of one input (special tokens included); longer inputs are truncated.
-    fn max_tokens(&self) -> usize;
-
-    /// Size of the tokenizer's vocabulary: token ids must be below it.
-    fn vocabulary_size(&self) -> usize;
-
     /// Tokens of `text`, with the model's special tokens, truncated to [`Self::max_tokens`].
     fn tokenize(&self, text: &str) -> Result<Vec<EmbeddingToken>>;
 

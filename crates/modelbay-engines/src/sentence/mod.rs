@@ -190,6 +190,13 @@ struct SentenceModel {
 }
 
 impl SentenceModel {
+    /// Token ids must be below this: the tokenizer's vocabulary, or the encoder's embedding
+    /// table when that is smaller.
+    fn vocabulary_size(&self) -> usize {
+        let encoder = self.folder.config.vocab_size.unwrap_or(usize::MAX);
+        self.tokenizer.vocabulary_size().min(encoder)
+    }
+
     /// Tokens the encoder can run: at least one, each inside the encoder's embedding table
     /// (a tokenizer may know more tokens than the encoder has embeddings for).
     fn checked(&self, tokens: Vec<EmbeddingToken>) -> Result<Vec<EmbeddingToken>> {
@@ -211,15 +218,6 @@ impl SentenceModel {
 impl EmbeddingModel for SentenceModel {
     fn dimensions(&self) -> usize {
         self.folder.dimensions()
-    }
-
-    fn max_tokens(&self) -> usize {
-        self.folder.max_tokens
-    }
-
-    fn vocabulary_size(&self) -> usize {
-        let encoder = self.folder.config.vocab_size.unwrap_or(usize::MAX);
-        self.tokenizer.vocabulary_size().min(encoder)
     }
 
     fn tokenize(&self, text: &str) -> Result<Vec<EmbeddingToken>> {

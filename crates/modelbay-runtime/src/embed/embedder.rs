@@ -326,12 +326,6 @@ mod tests {
         fn dimensions(&self) -> usize {
             1
         }
-        fn max_tokens(&self) -> usize {
-            512
-        }
-        fn vocabulary_size(&self) -> usize {
-            100
-        }
         fn tokenize(&self, text: &str) -> modelbay_engines::Result<Vec<EmbeddingToken>> {
             Ok(vec![1; text.len()])
         }

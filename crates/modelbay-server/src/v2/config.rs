@@ -57,10 +57,6 @@ pub(super) async fn model_config(
     });
     Ok(served_by(
         Json(body).into_response(),
-        ServedBy {
-            model: meta.name,
-            version: meta.version,
-            alias: None,
-        },
+        ServedBy::version(meta.name, meta.version),
     ))
 }

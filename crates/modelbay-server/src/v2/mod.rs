@@ -114,11 +114,7 @@ async fn model_metadata(
     });
     Ok(served_by(
         Json(body).into_response(),
-        ServedBy {
-            model: meta.name,
-            version: meta.version,
-            alias: None,
-        },
+        ServedBy::version(meta.name, meta.version),
     ))
 }
 
@@ -133,11 +129,7 @@ async fn model_ready(
     let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
     Ok(served_by(
         Json(body).into_response(),
-        ServedBy {
-            model: name.to_string(),
-            version: number,
-            alias: None,
-        },
+        ServedBy::version(name.to_string(), number),
     ))
 }
 
