@@ -93,6 +93,14 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Record Prometheus metrics and serve them at /metrics; `false` records nothing and
+    /// /metrics answers 404 [default: true].
+    #[arg(long, env = "MODELBAY_METRICS", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics: Option<bool>,
+    /// Live input rows per model version kept for drift detection (PSI against the version's
+    /// reference data) [default: 10000].
+    #[arg(long, env = "MODELBAY_DRIFT_WINDOW")]
+    pub drift_window: Option<usize>,
 }
 
 /// How log lines are written.
@@ -120,6 +128,8 @@ pub struct Settings {
     pub embedding: EmbeddingServeOptions,
     pub log_payloads: bool,
     pub log_format: LogFormat,
+    pub metrics: bool,
+    pub drift_window: usize,
 }
 
 impl ServeArgs {
@@ -193,6 +203,12 @@ impl ServeArgs {
             },
             log_payloads: self.log_payloads.or(file.log_payloads).unwrap_or(false),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            metrics: self.metrics.or(file.metrics).unwrap_or(true),
+            drift_window: self
+                .drift_window
+                .or(file.drift_window)
+                .unwrap_or(10_000)
+                .max(1),
         })
     }
 }

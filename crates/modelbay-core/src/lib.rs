@@ -2,6 +2,7 @@
 //! types, model signatures, inference requests and the error-code catalogue that every layer
 //! maps its errors onto.
 
+mod batching;
 mod datatype;
 mod error;
 mod format;
@@ -11,6 +12,7 @@ mod routing;
 mod signature;
 mod tensor;
 
+pub use batching::{unbatchable_reason, TensorBatching};
 pub use datatype::DataType;
 pub use error::{Error, ErrorCode, Result};
 pub use format::ModelFormat;

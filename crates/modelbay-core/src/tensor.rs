@@ -49,6 +49,8 @@ macro_rules! with_fixed {
     };
 }
 
+mod rows;
+
 /// Little-endian encoding of one fixed-size element.
 trait LeBytes: Sized + Copy {
     const SIZE: usize;

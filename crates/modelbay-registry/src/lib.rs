@@ -12,13 +12,15 @@ mod error;
 mod events;
 mod metadata;
 mod records;
+mod settings;
 mod staging;
 mod versioning;
 
 use std::{path::Path, sync::Arc};
 
 use bytes::Bytes;
-use modelbay_core::{ModelName, RoutingPolicy};
+use modelbay_core::{ModelName, RoutingPolicy, TensorBatching};
+use serde_json::Value;
 
 pub use error::{Error, Result};
 pub use events::MAX_EVENTS_PAGE;
@@ -148,6 +150,40 @@ impl Registry {
         actor: &str,
     ) -> Result<()> {
         self.metadata.set_policy(model, policy, actor).await
+    }
+
+    /// The model's dynamic-batching settings; `None` when never set.
+    pub async fn batching(&self, model: &ModelName) -> Result<Option<TensorBatching>> {
+        self.metadata.batching(model).await
+    }
+
+    /// Replaces the model's dynamic-batching settings.
+    pub async fn set_batching(
+        &self,
+        model: &ModelName,
+        batching: &TensorBatching,
+        actor: &str,
+    ) -> Result<()> {
+        self.metadata.set_batching(model, batching, actor).await
+    }
+
+    /// Statistics of a version's reference data (drift, explanations), if it has any.
+    pub async fn reference(&self, model: &ModelName, version: u32) -> Result<Option<Value>> {
+        self.metadata.reference(model, version).await
+    }
+
+    /// Sets a version's reference-data statistics; `summary` is what the event records.
+    pub async fn set_reference(
+        &self,
+        model: &ModelName,
+        version: u32,
+        stats: &Value,
+        summary: Value,
+        actor: &str,
+    ) -> Result<()> {
+        self.metadata
+            .set_reference(model, version, stats, summary, actor)
+            .await
     }
 
     /// Archives a version: kept, never served. Refused while referenced.

@@ -13,7 +13,7 @@ type Tx<'a> = Transaction<'a, Sqlite>;
 /// Starts a write transaction. The first statement writes (touching the model row), so SQLite
 /// takes the write lock at once and concurrent writers wait instead of failing; it also tells us
 /// whether the model exists.
-async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<Tx<'a>> {
+pub(crate) async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<Tx<'a>> {
     let mut tx = store.pool.begin().await?;
     let touched = sqlx::query("UPDATE models SET updated_at = ?1 WHERE name = ?2")
         .bind(Utc::now())
@@ -28,7 +28,11 @@ async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<
 }
 
 /// Fails unless `version` exists and is not archived.
-async fn require_servable(tx: &mut Tx<'_>, model: &ModelName, version: u32) -> Result<()> {
+pub(crate) async fn require_servable(
+    tx: &mut Tx<'_>,
+    model: &ModelName,
+    version: u32,
+) -> Result<()> {
     let row = sqlx::query("SELECT archived_at IS NOT NULL AS archived FROM versions WHERE model = ?1 AND version = ?2")
         .bind(model.as_str())
         .bind(i64::from(version))
@@ -396,6 +400,7 @@ impl MetadataStore {
         let kind = if delete {
             for statement in [
                 "DELETE FROM alias_history WHERE model = ?1 AND version = ?2",
+                "DELETE FROM reference_data WHERE model = ?1 AND version = ?2",
                 "DELETE FROM versions WHERE model = ?1 AND version = ?2",
             ] {
                 sqlx::query(statement)

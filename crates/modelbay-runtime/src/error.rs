@@ -50,6 +50,16 @@ pub enum Error {
     /// More inputs in one request than the operator allows.
     #[error("{given} inputs in one request; the limit is {limit}")]
     TooManyInputs { given: usize, limit: usize },
+    /// A request the model or its data cannot serve (a non-tabular model asked for drift,
+    /// malformed reference data, explanation options out of range).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The version has no reference data (drift and explanations need it).
+    #[error(
+        "version {version} of model '{model}' has no reference data; upload it with \
+         PUT /api/v1/models/{model}/versions/{version}/reference (CSV or v2 JSON rows)"
+    )]
+    NoReference { model: String, version: u32 },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -65,7 +75,9 @@ impl Error {
             Self::UnknownFormat { .. }
             | Self::InvalidMetadata(_)
             | Self::WrongKind(_)
-            | Self::TooManyInputs { .. } => ErrorCode::InvalidArgument,
+            | Self::TooManyInputs { .. }
+            | Self::Unsupported(_) => ErrorCode::InvalidArgument,
+            Self::NoReference { .. } => ErrorCode::NotFound,
             Self::Batch { code, .. } => *code,
             Self::WorkerLost(_) | Self::Join(_) => ErrorCode::Internal,
             Self::WarmUp { .. } | Self::LoadFailed { .. } => ErrorCode::Unavailable,

@@ -1,7 +1,11 @@
 //! Text generation on language-model versions: preparing prompts (chat template, tokenizer),
 //! queueing one sequence per choice, and listing what can serve chat and completions.
 
-use std::hash::{BuildHasher, RandomState};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 use modelbay_core::{ModelName, VersionRef};
@@ -11,7 +15,7 @@ use modelbay_engines::{
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::{Result, Routed, Runtime};
+use crate::{metrics::ModelMetrics, Result, Routed, Runtime};
 
 /// What to generate from.
 #[derive(Debug, Clone)]
@@ -106,8 +110,11 @@ impl Runtime {
             }
         }
         model.submit(jobs)?;
+        let alias = routed.route.alias.clone().unwrap_or_default();
+        routed.model.metrics.record_prompt(&alias, prompt_tokens);
+        let events = timed(received, routed.model.metrics.clone(), alias);
         Ok(Generation {
-            events: received,
+            events,
             prompt_tokens,
             choices,
         })
@@ -156,6 +163,56 @@ fn entry(id: String, versions: &[modelbay_registry::VersionRecord], number: u32)
         created: record.map(|v| v.created_at).unwrap_or_default(),
         details: record.map(|v| v.details.clone()).unwrap_or_default(),
     }
+}
+
+/// Passes generation events on while timing each sequence: time to first text, the mean gap
+/// between its tokens, and its generated tokens, recorded when it ends. Stops (and so cancels
+/// the sequences) when the caller drops its receiver.
+fn timed(
+    mut events: UnboundedReceiver<GenerationEvent>,
+    metrics: ModelMetrics,
+    alias: String,
+) -> UnboundedReceiver<GenerationEvent> {
+    let (forward, received) = tokio::sync::mpsc::unbounded_channel();
+    let queued = Instant::now();
+    tokio::spawn(async move {
+        let mut first_text: HashMap<u32, Instant> = HashMap::new();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = forward.closed() => return,
+            };
+            let Some(event) = event else { return };
+            match &event {
+                GenerationEvent::Text { choice, .. } => {
+                    first_text.entry(*choice).or_insert_with(Instant::now);
+                }
+                GenerationEvent::Done {
+                    choice,
+                    completion_tokens,
+                    ..
+                } => {
+                    let first = first_text.remove(choice);
+                    let gap = first
+                        .filter(|_| *completion_tokens > 1)
+                        .map(|first| first.elapsed() / (*completion_tokens - 1));
+                    metrics.record_sequence(
+                        &alias,
+                        *completion_tokens,
+                        first.map(|f| f - queued),
+                        gap,
+                    );
+                }
+                GenerationEvent::Failed { choice, .. } => {
+                    first_text.remove(choice);
+                }
+            }
+            if forward.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    received
 }
 
 fn prepare(model: &dyn LanguageModel, prompt: Prompt) -> Result<Vec<TokenId>> {

@@ -2,23 +2,36 @@
 //! loaded, loading each once), the session pools that run engines on threads of their own, and
 //! the operations the HTTP (and later gRPC) handlers call — one implementation per operation.
 
+mod batching;
+mod drift;
 mod embed;
 mod error;
+mod explain;
+mod features;
 mod generate;
 mod manager;
+mod metrics;
 mod operations;
 mod pool;
 mod routing;
+mod scrape;
 mod shadow;
 mod validation;
 mod warmup;
 
+pub use batching::{BatchingStatus, LoadedBatching};
+pub use drift::{DriftReport, FeatureDrift, ReferenceData, ReferenceSummary};
 pub use embed::{
     BatchPolicy, EmbedInput, EmbeddingServeOptions, Embeddings, EMBEDDING_OUTPUT, TEXT_INPUT,
 };
 pub use error::{Error, Result};
+pub use explain::{
+    Background, ExplainOptions, Explanation, Link, OutputAttribution, RowExplanation,
+    DEFAULT_BACKGROUND_ROWS, MAX_EXPLAINED_ROWS,
+};
 pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
 pub use manager::{LoadedModel, RuntimeOptions};
+pub use metrics::{ConnectionGuard, Metrics, Outcome, RequestLabels};
 pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};
 pub use routing::{Route, PRODUCTION};
 pub use shadow::{OutputAgreement, ShadowReport};

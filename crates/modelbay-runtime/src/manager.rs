@@ -18,7 +18,8 @@ use tokio::sync::OnceCell;
 
 use crate::{
     embed::{Embedder, EmbeddingServeOptions},
-    pool::SessionPool,
+    metrics::{Metrics, ModelMetrics},
+    pool::{PoolSpec, SessionPool},
     routing::{Route, Routes},
     warmup, Error, Result,
 };
@@ -39,6 +40,10 @@ pub struct RuntimeOptions {
     pub language: LanguageOptions,
     /// How embedding models are served.
     pub embedding: EmbeddingServeOptions,
+    /// Where loads, batches and generations are counted.
+    pub metrics: Metrics,
+    /// Live input rows each version's drift window holds.
+    pub drift_window: usize,
 }
 
 /// A model version that is loaded, warmed up and can serve.
@@ -49,6 +54,7 @@ pub struct LoadedModel {
     /// Estimated memory held (artifact size × sessions, or weights and KV cache).
     pub bytes: u64,
     pub(crate) serving: Serving,
+    pub(crate) metrics: ModelMetrics,
 }
 
 /// What runs a loaded version.
@@ -120,6 +126,15 @@ impl LoadedModel {
         }
     }
 
+    /// `tensor`, `language` or `embedding`.
+    pub fn kind(&self) -> &'static str {
+        match &self.serving {
+            Serving::Tensor(_) => "tensor",
+            Serving::Language(_) => "language",
+            Serving::Embedding(_) => "embedding",
+        }
+    }
+
     /// Where this model is served, for errors that send a caller elsewhere.
     fn serves(&self) -> String {
         match &self.serving {
@@ -170,6 +185,14 @@ impl ModelManager {
             routes: Mutex::default(),
             loaded: Mutex::default(),
         }
+    }
+
+    pub(crate) fn drift_window(&self) -> usize {
+        self.options.drift_window
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.options.metrics
     }
 
     /// The model's routing state (cached).
@@ -229,7 +252,7 @@ impl ModelManager {
             .cell
             .get_or_try_init(|| {
                 fresh = true;
-                self.load(model, version)
+                self.timed_load(model, version)
             })
             .await;
         if loaded.is_err() {
@@ -249,6 +272,28 @@ impl ModelManager {
         Ok(loaded)
     }
 
+    /// Loads a version and counts the load (or its failure) in the metrics.
+    async fn timed_load(&self, model: &ModelName, number: u32) -> Result<Arc<LoadedModel>> {
+        let started = Instant::now();
+        let loaded = self.load(model, number).await;
+        // A version that does not exist is not a failed load.
+        if !matches!(
+            loaded,
+            Err(Error::Registry(
+                modelbay_registry::Error::VersionNotFound { .. }
+                    | modelbay_registry::Error::ModelNotFound(_)
+            ))
+        ) {
+            self.options.metrics.record_load(
+                model.as_str(),
+                number,
+                started.elapsed(),
+                loaded.is_ok(),
+            );
+        }
+        loaded
+    }
+
     async fn load(&self, model: &ModelName, number: u32) -> Result<Arc<LoadedModel>> {
         let record = self.registry.version(model, number).await?;
         if record.archived {
@@ -266,11 +311,19 @@ impl ModelManager {
         let engine = self.engines.tensor(record.format)?.clone();
         let artifact = self.registry.read_artifact(&record).await?;
         let options = self.options.clone();
-        let label = (record.model.clone(), record.version);
         let started = Instant::now();
         let workers = options.workers_per_model.max(1);
         let bytes = artifact.len() as u64 * workers as u64;
         let platform = engine.platform();
+        let metrics = self.options.metrics.model(model.as_str(), number);
+        let spec = PoolSpec {
+            workers,
+            queue_capacity: options.queue_capacity,
+            batchable: modelbay_core::unbatchable_reason(&record.signature).is_none(),
+            policy: self.registry.batching(model).await?.unwrap_or_default(),
+            metrics: metrics.clone(),
+            label: (record.model.clone(), record.version),
+        };
         let pool = tokio::task::spawn_blocking(move || {
             SessionPool::start(
                 &engine,
@@ -278,9 +331,7 @@ impl ModelManager {
                 &SessionOptions {
                     intra_op_threads: options.intra_op_threads,
                 },
-                workers,
-                options.queue_capacity,
-                label,
+                spec,
             )
         })
         .await?
@@ -299,7 +350,7 @@ impl ModelManager {
             record,
             platform,
             bytes,
-            Serving::Tensor(pool),
+            (Serving::Tensor(pool), metrics),
             started,
         ))
     }
@@ -319,11 +370,12 @@ impl ModelManager {
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
         let bytes = model.memory_bytes();
+        let metrics = self.options.metrics.model(&record.model, record.version);
         Ok(ready(
             record,
             platform,
             bytes,
-            Serving::Language(model),
+            (Serving::Language(model), metrics),
             started,
         ))
     }
@@ -341,12 +393,14 @@ impl ModelManager {
             .await?
             .map_err(|e| load_failed(&record, e))?;
         let bytes = model.memory_bytes();
+        let metrics = self.options.metrics.model(&record.model, record.version);
         let embedder = Embedder::start(
             model,
             options.batch,
             options.engine.sessions,
             (options.max_inputs, options.max_waiting),
             (record.model.clone(), record.version),
+            metrics.clone(),
         )?;
         crate::embed::embed_with(&embedder, vec![crate::EmbedInput::Text("warm up".into())])
             .await
@@ -355,9 +409,29 @@ impl ModelManager {
             record,
             platform,
             bytes,
-            Serving::Embedding(embedder),
+            (Serving::Embedding(embedder), metrics),
             started,
         ))
+    }
+
+    /// Every loaded version (for the metrics' gauges).
+    pub(crate) fn loaded_models(&self) -> Vec<Arc<LoadedModel>> {
+        let map = self.loaded.lock();
+        map.values()
+            .filter_map(|slot| slot.cell.get().cloned())
+            .collect()
+    }
+
+    /// Applies new batching settings to the model's loaded tensor versions.
+    pub(crate) fn apply_batching(&self, model: &ModelName, policy: &modelbay_core::TensorBatching) {
+        let map = self.loaded.lock();
+        for ((name, _), slot) in map.iter() {
+            if let Some(Serving::Tensor(pool)) = slot.cell.get().map(|l| &l.serving) {
+                if name == model {
+                    pool.set_policy(policy.clone());
+                }
+            }
+        }
     }
 
     /// Loaded versions with their state, for the repository index.
@@ -453,7 +527,7 @@ fn ready(
     record: VersionRecord,
     platform: &'static str,
     bytes: u64,
-    serving: Serving,
+    (serving, metrics): (Serving, ModelMetrics),
     started: Instant,
 ) -> Arc<LoadedModel> {
     let kind = match &serving {
@@ -474,6 +548,7 @@ fn ready(
         platform,
         bytes,
         serving,
+        metrics,
     })
 }
 

@@ -49,6 +49,8 @@ pub struct Routed {
     pub route: Route,
     pub model: Arc<LoadedModel>,
     pub(crate) name: ModelName,
+    /// Counts the request in `modelbay_requests_in_flight` while it lives.
+    _in_flight: crate::metrics::InFlight,
 }
 
 /// One row of the Triton-style repository index.
@@ -73,6 +75,8 @@ pub struct Runtime {
     /// One lock per model, held by every routing change from preload to release, so two
     /// changes to one model never unload what the other has just warmed up.
     changes: Arc<Mutex<HashMap<ModelName, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Drift windows of versions with reference data.
+    pub(crate) monitors: Arc<crate::drift::Monitors>,
 }
 
 impl Runtime {
@@ -88,6 +92,7 @@ impl Runtime {
             manager,
             shadows: Arc::default(),
             changes: Arc::default(),
+            monitors: Arc::default(),
         }
     }
 
@@ -313,6 +318,7 @@ impl Runtime {
         let (route, loaded) = self.manager.route(model, version, header).await?;
         Ok(Routed {
             route,
+            _in_flight: loaded.metrics.in_flight(),
             model: loaded,
             name: model.clone(),
         })
@@ -324,6 +330,7 @@ impl Runtime {
         let model = &routed.model;
         model.serves_v2()?;
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
+        self.observe_drift(model, &valid).await;
         let shadow_copy = routed
             .route
             .shadow

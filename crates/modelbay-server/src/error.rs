@@ -7,11 +7,15 @@ use axum::{
 };
 use modelbay_core::ErrorCode;
 
+use crate::observe::ServedBy;
+
 /// An error on its way to a client: a catalogue code and a message a person can act on.
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// The version the request had been routed to, for the request log and the metrics.
+    served: Option<ServedBy>,
 }
 
 impl ApiError {
@@ -19,7 +23,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            served: None,
         }
+    }
+
+    /// Attributes the error to the version the request had been routed to.
+    pub(crate) fn served_by(mut self, served: ServedBy) -> Self {
+        self.served = Some(served);
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -59,7 +70,7 @@ fn retry_later(code: ErrorCode) -> bool {
 impl ApiError {
     /// The status and the message a client may see: 5xx bodies carry no internals, except
     /// for capacity and availability, which the client can act on.
-    fn public(self) -> (StatusCode, ErrorCode, String) {
+    fn public(self) -> (StatusCode, ErrorCode, String, Option<ServedBy>) {
         let status = http_status(self.code);
         let message = if status.is_server_error()
             && self.code != ErrorCode::Overloaded
@@ -72,7 +83,7 @@ impl ApiError {
         } else {
             self.message
         };
-        (status, self.code, message)
+        (status, self.code, message, self.served)
     }
 
     /// The same error in the OpenAI API's shape.
@@ -81,20 +92,31 @@ impl ApiError {
     }
 }
 
-fn with_retry_after(mut response: Response, code: ErrorCode) -> Response {
+/// Adds `Retry-After` where the client should retry, and the serving version for the log.
+fn finish(mut response: Response, code: ErrorCode, served: Option<ServedBy>) -> Response {
     if retry_later(code) {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let Some(served) = served {
+        response.extensions_mut().insert(served);
     }
     response
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.public();
+        let (status, code, message, served) = self.public();
         let response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-        with_retry_after(response, code)
+        finish(response, code, served)
+    }
+}
+
+impl OpenAiError {
+    /// Attributes the error to the version the request had been routed to.
+    pub(crate) fn served_by(self, served: ServedBy) -> Self {
+        Self(self.0.served_by(served))
     }
 }
 
@@ -111,7 +133,7 @@ impl From<ApiError> for OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.0.public();
+        let (status, code, message, served) = self.0.public();
         let kind = match code {
             ErrorCode::RateLimited | ErrorCode::Overloaded => "rate_limit_error",
             _ if status.is_server_error() => "server_error",
@@ -126,7 +148,7 @@ impl IntoResponse for OpenAiError {
         let body = serde_json::json!({
             "error": { "message": message, "type": kind, "param": null, "code": code_name }
         });
-        with_retry_after((status, Json(body)).into_response(), code)
+        finish((status, Json(body)).into_response(), code, served)
     }
 }
 

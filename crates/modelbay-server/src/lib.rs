@@ -3,8 +3,10 @@
 //! responses in one place ([`error`]).
 
 mod body;
+mod connections;
 pub mod error;
 mod management;
+mod monitoring_api;
 mod observe;
 mod openai;
 mod v2;
@@ -52,11 +54,14 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let payloads = state.log_payloads.then_some(state.limits.max_request_bytes);
+    let metrics = state.runtime.metrics().clone();
     let mut app = Router::new()
+        .route("/metrics", axum::routing::get(observe::metrics))
         .merge(v2::routes())
         .merge(openai::routes())
         .merge(management::routes())
         .merge(versioning_api::routes())
+        .merge(monitoring_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
@@ -67,10 +72,14 @@ pub fn router(state: AppState) -> Router {
             },
         ));
     }
-    app.layer(axum::middleware::from_fn(observe::log_request))
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            observe::log_request(metrics.clone(), request, next)
+        },
+    ))
+    .layer(TraceLayer::new_for_http())
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -89,6 +98,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = connections::CountingListener {
+        inner: listener,
+        metrics: state.runtime.metrics().clone(),
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

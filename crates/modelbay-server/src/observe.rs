@@ -5,11 +5,15 @@
 use std::time::Instant;
 
 use axum::{
-    extract::Request,
-    http::{HeaderValue, Response},
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderValue, Response, StatusCode},
     middleware::Next,
     response::IntoResponse,
 };
+use modelbay_runtime::{Metrics, Outcome, RequestLabels};
+
+use crate::{ApiError, AppState};
 
 /// Which version answered a request; handlers attach it to their response (it is not sent).
 #[derive(Debug, Clone)]
@@ -50,8 +54,66 @@ pub(crate) fn served_by<B>(mut response: Response<B>, served: ServedBy) -> Respo
     response
 }
 
-/// The request-log middleware.
-pub(crate) async fn log_request(request: Request, next: Next) -> impl IntoResponse {
+/// The endpoint an inference request is counted under; `None` for everything else.
+fn endpoint(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    match path {
+        "/v1/chat/completions" => Some("chat_completions"),
+        "/v1/completions" => Some("completions"),
+        "/v1/embeddings" => Some("embeddings"),
+        _ if path.starts_with("/v2/models/") && path.ends_with("/infer") => Some("infer"),
+        _ if path.starts_with("/v2/models/") && path.ends_with("/explain") => Some("explain"),
+        _ => None,
+    }
+}
+
+/// How a response counts: a refusal for capacity (429, or 503 with `Retry-After`) is
+/// `rejected`, not a server error.
+fn outcome<B>(response: &Response<B>) -> Outcome {
+    let status = response.status();
+    let retry = response
+        .headers()
+        .contains_key(axum::http::header::RETRY_AFTER);
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::SERVICE_UNAVAILABLE && retry)
+    {
+        Outcome::Rejected
+    } else if status.is_server_error() {
+        Outcome::ServerError
+    } else if status.is_client_error() {
+        Outcome::ClientError
+    } else {
+        Outcome::Success
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format; 404 when metrics are disabled.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response<Body>, ApiError> {
+    if !state.runtime.metrics().is_enabled() {
+        return Err(ApiError::not_found(
+            "metrics are disabled on this server (--metrics false)",
+        ));
+    }
+    let runtime = state.runtime.clone();
+    let text = tokio::task::spawn_blocking(move || runtime.render_metrics())
+        .await
+        .map_err(|e| ApiError::new(modelbay_core::ErrorCode::Internal, e.to_string()))?;
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// The request-log and request-metrics middleware.
+pub(crate) async fn log_request(
+    metrics: Metrics,
+    request: Request,
+    next: Next,
+) -> impl IntoResponse {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -68,6 +130,20 @@ pub(crate) async fn log_request(request: Request, next: Next) -> impl IntoRespon
     let model = served.map(|s| s.model.as_str()).unwrap_or_default();
     let version = served.map(|s| s.version);
     let alias = served.and_then(|s| s.alias.as_deref()).unwrap_or_default();
+    if let Some(endpoint) = endpoint(&method, &path) {
+        let version = version.map(|v| v.to_string()).unwrap_or_default();
+        metrics.record_request(
+            RequestLabels {
+                protocol: "http",
+                endpoint,
+                model,
+                version: &version,
+                alias,
+            },
+            outcome(&response),
+            started.elapsed(),
+        );
+    }
     if path.starts_with("/v2/health/") {
         // Probes arrive every few seconds; they are not worth a line each.
         tracing::debug!(target: "modelbay::request", request_id, %method, path, status, latency_ms, "request");

@@ -9,7 +9,7 @@ use std::sync::{
 use anyhow::Context;
 use modelbay_engines::EngineSet;
 use modelbay_registry::Registry;
-use modelbay_runtime::{Runtime, RuntimeOptions};
+use modelbay_runtime::{Metrics, Runtime, RuntimeOptions};
 use modelbay_server::{AppState, Limits};
 use tracing_subscriber::EnvFilter;
 
@@ -37,6 +37,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_model_memory: settings.max_model_memory,
             language: settings.language.clone(),
             embedding: settings.embedding.clone(),
+            drift_window: settings.drift_window,
+            metrics: if settings.metrics {
+                Metrics::enabled()
+            } else {
+                Metrics::disabled()
+            },
         },
     );
     let ready = Arc::new(AtomicBool::new(false));

@@ -30,7 +30,7 @@ fn minilm() -> String {
 }
 
 /// The folder with `onnx/model.onnx` and no safetensors (served by ONNX Runtime).
-fn minilm_onnx() -> String {
+pub fn minilm_onnx() -> String {
     cached("MODELBAY_MINILM_ONNX", "all-MiniLM-L6-v2-onnx")
         .to_string_lossy()
         .into_owned()

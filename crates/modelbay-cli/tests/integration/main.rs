@@ -8,6 +8,8 @@ mod embeddings;
 mod inference;
 mod llm;
 mod logs;
+mod metrics;
+mod prom;
 mod registry;
 mod tensors;
 mod versioning;

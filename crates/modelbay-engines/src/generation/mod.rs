@@ -115,6 +115,19 @@ pub struct LanguageModelLimits {
     pub max_waiting: u32,
 }
 
+/// What a language model's scheduler holds at one moment, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerLoad {
+    /// Sequences being decoded.
+    pub running: u32,
+    /// Sequences waiting for a free slot.
+    pub waiting: u32,
+    /// KV-cache token cells held by running sequences.
+    pub kv_used: u64,
+    /// KV-cache token cells in all.
+    pub kv_capacity: u64,
+}
+
 /// A loaded language model: tokenizer, chat template and a scheduler that decodes many
 /// sequences together.
 pub trait LanguageModel: Send + Sync {
@@ -133,6 +146,9 @@ pub trait LanguageModel: Send + Sync {
 
     /// Estimated memory held: weights plus KV cache.
     fn memory_bytes(&self) -> u64;
+
+    /// Running and waiting sequences and KV-cache use now.
+    fn load(&self) -> SchedulerLoad;
 }
 
 /// Serving settings for language models, chosen by the operator.

@@ -7,7 +7,7 @@ mod scheduler;
 
 use std::{
     path::Path,
-    sync::{Arc, OnceLock},
+    sync::{atomic::Ordering, Arc, OnceLock},
 };
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -23,7 +23,7 @@ use crate::{
     chat_template::ChatTemplate,
     generation::{
         ChatMessage, GenerationJob, LanguageEngine, LanguageModel, LanguageModelLimits,
-        LanguageOptions, TokenId,
+        LanguageOptions, SchedulerLoad, TokenId,
     },
     gguf::GgufHeader,
     Error, Result,
@@ -96,7 +96,8 @@ impl LanguageEngine for LlamaEngine {
         };
         let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let kv_bytes = kv_cache_bytes(&model, &limits);
-        let jobs = scheduler::start(backend, model.clone(), options, &limits)?;
+        let occupancy = Arc::new(scheduler::Occupancy::default());
+        let jobs = scheduler::start(backend, model.clone(), options, &limits, occupancy.clone())?;
         Ok(Arc::new(LlamaLanguageModel {
             model,
             template,
@@ -104,6 +105,7 @@ impl LanguageEngine for LlamaEngine {
             jobs,
             admission: parking_lot::Mutex::new(()),
             memory_bytes: file_bytes + kv_bytes,
+            occupancy,
         }))
     }
 }
@@ -133,6 +135,7 @@ struct LlamaLanguageModel {
     /// Held while a request's jobs are queued, so that they go in all together or not at all.
     admission: parking_lot::Mutex<()>,
     memory_bytes: u64,
+    occupancy: Arc<scheduler::Occupancy>,
 }
 
 impl LanguageModel for LlamaLanguageModel {
@@ -226,5 +229,15 @@ impl LanguageModel for LlamaLanguageModel {
 
     fn memory_bytes(&self) -> u64 {
         self.memory_bytes
+    }
+
+    fn load(&self) -> SchedulerLoad {
+        SchedulerLoad {
+            running: self.occupancy.running.load(Ordering::Relaxed),
+            waiting: self.jobs.len() as u32,
+            kv_used: self.occupancy.kv_used.load(Ordering::Relaxed),
+            kv_capacity: u64::from(self.limits.context_per_sequence)
+                * u64::from(self.limits.max_sequences),
+        }
     }
 }

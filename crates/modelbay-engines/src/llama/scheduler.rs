@@ -4,7 +4,13 @@
 //! sequence's next token. A sequence that finishes or whose client went away frees its slot
 //! and KV cache at once, and the next waiting job takes it at the following step.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{
+    num::NonZeroU32,
+    sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc,
+    },
+};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use llama_cpp_2::{
@@ -27,6 +33,14 @@ use crate::{
 /// How long an idle scheduler waits before checking again whether it is still needed.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// What the scheduler thread publishes after every step, for metrics.
+#[derive(Default)]
+pub(super) struct Occupancy {
+    pub(super) running: AtomicU32,
+    /// KV-cache cells held by running sequences (the sum of their positions).
+    pub(super) kv_used: AtomicU64,
+}
+
 /// Starts the scheduler thread for `model` and returns the queue that feeds it. Fails if the
 /// context cannot be created.
 pub(super) fn start(
@@ -34,6 +48,7 @@ pub(super) fn start(
     model: Arc<LlamaModel>,
     options: &LanguageOptions,
     limits: &LanguageModelLimits,
+    occupancy: Arc<Occupancy>,
 ) -> Result<Sender<GenerationJob>> {
     let (jobs, queue) = bounded::<GenerationJob>(limits.max_waiting.max(1) as usize);
     let (started, outcome) = std::sync::mpsc::channel::<Result<()>>();
@@ -74,6 +89,7 @@ pub(super) fn start(
                 per_sequence,
                 slots: (0..slots).map(|_| None).collect(),
                 queue: queue.clone(),
+                occupancy,
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.run()));
             if run.is_err() {
@@ -120,6 +136,7 @@ struct Scheduler<'m> {
     /// Slot `i` is sequence id `i` in the context.
     slots: Vec<Option<Sequence>>,
     queue: Receiver<GenerationJob>,
+    occupancy: Arc<Occupancy>,
 }
 
 impl Scheduler<'_> {
@@ -129,11 +146,23 @@ impl Scheduler<'_> {
                 return;
             }
             self.drop_cancelled();
+            self.publish();
             if self.slots.iter().all(Option::is_none) {
                 continue;
             }
             self.step();
+            self.publish();
         }
+    }
+
+    /// Publishes how many sequences run and how much of the KV cache they hold.
+    fn publish(&self) {
+        let running = self.slots.iter().flatten();
+        let cells: u64 = running.clone().map(|s| s.position.max(0) as u64).sum();
+        self.occupancy
+            .running
+            .store(running.count() as u32, Ordering::Relaxed);
+        self.occupancy.kv_used.store(cells, Ordering::Relaxed);
     }
 
     /// Moves waiting jobs into free slots. Blocks while nothing runs; returns false once the

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::batching::{BatchPolicy, BatchQueue};
-use crate::{Error, Result};
+use crate::{metrics::ModelMetrics, Error, Result};
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 
@@ -56,6 +56,7 @@ impl Request {
 /// One input waiting for a batch.
 struct Item {
     tokens: Vec<EmbeddingToken>,
+    arrived: Instant,
     index: usize,
     request: Arc<Request>,
 }
@@ -82,6 +83,7 @@ impl Embedder {
         workers: usize,
         limits: (usize, usize),
         label: (String, u32),
+        metrics: ModelMetrics,
     ) -> Result<Self> {
         let (max_inputs, max_waiting) = (limits.0.max(1), limits.1.max(limits.0).max(1));
         let (submit, submitted) = unbounded::<Vec<Item>>();
@@ -93,9 +95,10 @@ impl Embedder {
         let workers = workers.max(1);
         for i in 0..workers {
             let (model, batches, done) = (model.clone(), batches.clone(), done.clone());
+            let metrics = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("embed-{}-{}-{i}", label.0, label.1))
-                .spawn(move || run_batches(&*model, batches, done))
+                .spawn(move || run_batches(&*model, batches, done, &metrics))
                 .map_err(thread_error)?;
         }
         let scheduler = Scheduler {
@@ -116,6 +119,11 @@ impl Embedder {
             max_inputs,
             label,
         })
+    }
+
+    /// Inputs admitted and not yet in a batch.
+    pub(crate) fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// Refuses a request of `n` inputs that could not be admitted now, before any work is done
@@ -160,6 +168,7 @@ impl Embedder {
             return Err(self.overloaded(queued));
         }
         let (reply, answer) = oneshot::channel();
+        let arrived = Instant::now();
         let request = Arc::new(Request {
             results: Mutex::new(vec![None; n]),
             remaining: AtomicUsize::new(n),
@@ -170,6 +179,7 @@ impl Embedder {
             .enumerate()
             .map(|(index, tokens)| Item {
                 tokens,
+                arrived,
                 index,
                 request: request.clone(),
             })
@@ -249,8 +259,15 @@ impl Scheduler {
 /// A worker: embeds each batch it is given and sends every input's vector to its request.
 /// Inputs were checked when their request was admitted, so a failing batch is the server's
 /// fault (500), never a caller's.
-fn run_batches(model: &dyn EmbeddingModel, batches: Receiver<Vec<Item>>, done: Sender<()>) {
+fn run_batches(
+    model: &dyn EmbeddingModel,
+    batches: Receiver<Vec<Item>>,
+    done: Sender<()>,
+    metrics: &ModelMetrics,
+) {
     for batch in batches {
+        let started = Instant::now();
+        let waits: Vec<_> = batch.iter().map(|item| started - item.arrived).collect();
         let (tokens, targets): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|item| (item.tokens, (item.index, item.request)))
@@ -285,6 +302,7 @@ fn run_batches(model: &dyn EmbeddingModel, batches: Receiver<Vec<Item>>, done: S
                 message: "the embedding engine panicked".into(),
             }),
         }
+        metrics.record_batch(waits.len(), started.elapsed(), waits);
         if done.send(()).is_err() {
             return;
         }
@@ -364,6 +382,7 @@ mod tests {
                 1,
                 (4, max_waiting),
                 ("test".into(), 1),
+                ModelMetrics::default(),
             )
             .unwrap(),
         )

@@ -107,11 +107,13 @@ async fn embed(
     let (name, version) = parse_model_ref(&req.model)?;
     let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
     let routed = state.runtime.route(&name, &version, &header).await?;
-    let produced = state.runtime.embedding_dimensions(&routed)?;
-    embeddings::check_dimensions(req.dimensions, produced)?;
-    let result = state.runtime.embed(&routed, inputs).await?;
-    let http = Json(embeddings::body(&req.model, result, encoding)).into_response();
-    Ok(annotate(http, &routed))
+    let embedded = async {
+        let produced = state.runtime.embedding_dimensions(&routed)?;
+        embeddings::check_dimensions(req.dimensions, produced)?;
+        let result = state.runtime.embed(&routed, inputs).await?;
+        Ok::<_, OpenAiError>(Json(embeddings::body(&req.model, result, encoding)).into_response())
+    };
+    annotate(embedded.await, &routed)
 }
 
 /// Routes the request, starts the generation and answers whole or as a stream.
@@ -126,6 +128,21 @@ async fn run(
     let (name, version) = parse_model_ref(&model)?;
     let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
     let routed = state.runtime.route(&name, &version, &header).await?;
+    annotate(
+        generate_routed(&state, &routed, kind, model, request, streaming).await,
+        &routed,
+    )
+}
+
+/// Starts the generation on a routed version and answers whole or as a stream.
+async fn generate_routed(
+    state: &AppState,
+    routed: &modelbay_runtime::Routed,
+    kind: Kind,
+    model: String,
+    request: modelbay_runtime::GenerationRequest,
+    streaming: Streaming,
+) -> Result<Response, OpenAiError> {
     let record = &routed.model.record;
     let fingerprint = format!(
         "{}-v{}-{}",
@@ -138,17 +155,25 @@ async fn run(
             .unwrap_or("")
     );
     let envelope = Envelope::new(kind, model, fingerprint);
-    let generation = state.runtime.generate(&routed, request).await?;
+    let generation = state.runtime.generate(routed, request).await?;
     let http = if streaming.enabled {
         let events = response::stream(envelope, generation, streaming.include_usage);
         Sse::new(events).into_response()
     } else {
         Json(response::collect(&envelope, generation).await?).into_response()
     };
-    Ok(annotate(http, &routed))
+    Ok(http)
 }
 
-/// Names the version (and alias) that answered, in response headers and the request log.
-fn annotate(http: Response, routed: &modelbay_runtime::Routed) -> Response {
-    crate::observe::served_by(http, crate::v2::routed_by(routed))
+/// Names the version (and alias) that answered or failed, in response headers (on success) and
+/// for the request log and metrics.
+fn annotate(
+    result: Result<Response, OpenAiError>,
+    routed: &modelbay_runtime::Routed,
+) -> Result<Response, OpenAiError> {
+    let served = crate::v2::routed_by(routed);
+    match result {
+        Ok(http) => Ok(crate::observe::served_by(http, served)),
+        Err(e) => Err(e.served_by(served)),
+    }
 }

@@ -3,6 +3,7 @@
 
 mod codec;
 mod config;
+mod explain;
 mod repository;
 
 use axum::{
@@ -41,6 +42,11 @@ pub fn routes() -> Router<AppState> {
             get(model_ready),
         )
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
+        .route("/v2/models/{model}/explain", post(explain::explain))
+        .route(
+            "/v2/models/{model}/versions/{version}/explain",
+            post(explain::explain),
+        )
         .route("/v2/models/{model}/config", get(config::model_config))
         .route(
             "/v2/models/{model}/versions/{version}/config",
@@ -142,23 +148,21 @@ async fn infer(
     let (name, version) = path.parse()?;
     let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
     let routed = state.runtime.route(&name, &version, &header).await?;
-    let encoding = body::Encoding::from_header(headers.get(header::CONTENT_ENCODING))?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let limit = state.limits.max_request_bytes;
-    let bytes =
-        body::decompress(encoding, read_limited(body, declared, limit).await?, limit).await?;
-    let header_length = headers
-        .get(codec::HEADER_LENGTH)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text"))
-        })
-        .transpose()?;
-    let decoded = codec::decode_request(&bytes, header_length)?;
-    let response = state.runtime.infer(&routed, decoded.request).await?;
+    match infer_routed(&state, &routed, &headers, body).await {
+        Ok(http) => Ok(served_by(http, routed_by(&routed))),
+        Err(e) => Err(e.served_by(routed_by(&routed))),
+    }
+}
+
+/// Decodes, runs and encodes a request already routed to a version.
+async fn infer_routed(
+    state: &AppState,
+    routed: &modelbay_runtime::Routed,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let decoded = read_request(state, headers, body).await?;
+    let response = state.runtime.infer(routed, decoded.request).await?;
     let encoded = codec::encode_response(&response, &decoded.encoding);
     let mut http = (StatusCode::OK, encoded.body).into_response();
     let headers = http.headers_mut();
@@ -177,7 +181,38 @@ async fn infer(
             );
         }
     }
-    Ok(served_by(http, routed_by(&routed)))
+    Ok(http)
+}
+
+/// Reads a v2 request body: size limit, compression, JSON or the binary extension.
+async fn read_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<codec::DecodedRequest, ApiError> {
+    let encoding = body::Encoding::from_header(headers.get(header::CONTENT_ENCODING))?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let limit = state.limits.max_request_bytes;
+    let bytes =
+        body::decompress(encoding, read_limited(body, declared, limit).await?, limit).await?;
+    let header_length = headers
+        .get(codec::HEADER_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Inference-Header-Content-Length is not text"))
+        })
+        .transpose()?;
+    codec::decode_request(&bytes, header_length)
+}
+
+/// A v2 request body in JSON form (no binary extension), e.g. reference data rows.
+pub(crate) fn decode_json_request(
+    bytes: &bytes::Bytes,
+) -> Result<modelbay_core::InferRequest, ApiError> {
+    Ok(codec::decode_request(bytes, None)?.request)
 }
 
 /// What the log and the response headers say about the version a routed request reached.

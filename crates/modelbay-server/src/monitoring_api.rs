@@ -1,0 +1,123 @@
+//! Serving settings and monitoring under `/api/v1`: a model's dynamic-batching settings, a
+//! version's reference data and the drift of its live inputs.
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, State},
+    http::{header, HeaderMap},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use modelbay_core::{ModelName, TensorBatching};
+use modelbay_runtime::ReferenceData;
+
+use crate::{body::read_limited, error::ApiError, AppState};
+
+/// Who made a change (API keys will name the caller; until then every change is `local`).
+const ACTOR: &str = "local";
+
+/// Largest reference-data upload: 256 MiB (about a million rows of 30 features), or the upload
+/// limit if that is lower.
+const MAX_REFERENCE_BYTES: u64 = 256 << 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/models/{model}/batching",
+            get(show_batching).put(set_batching),
+        )
+        .route(
+            "/api/v1/models/{model}/versions/{version}/reference",
+            get(show_reference).put(set_reference),
+        )
+        .route(
+            "/api/v1/models/{model}/versions/{version}/drift",
+            get(drift),
+        )
+}
+
+async fn show_batching(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    let status = state.runtime.batching(&ModelName::new(&model)?).await?;
+    Ok(Json(status).into_response())
+}
+
+async fn set_batching(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let settings: TensorBatching = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid batching settings: {e}")))?;
+    let status = state.runtime.set_batching(&name, settings, ACTOR).await?;
+    Ok(Json(status).into_response())
+}
+
+fn version_number(version: &str) -> Result<u32, ApiError> {
+    version
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("'{version}' is not a version number")))
+}
+
+async fn show_reference(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let summary = state
+        .runtime
+        .reference(&ModelName::new(&model)?, version_number(&version)?)
+        .await?;
+    Ok(Json(summary).into_response())
+}
+
+/// Reference data as CSV (`text/csv`, an optional header row of feature names) or as a v2
+/// inference request body (`application/json`) whose inputs hold the rows.
+async fn set_reference(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let version = version_number(&version)?;
+    let limit = MAX_REFERENCE_BYTES.min(state.limits.max_upload_bytes) as usize;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let bytes = read_limited(body, declared, limit).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let json = content_type.starts_with("application/json")
+        || (!content_type.starts_with("text/")
+            && bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'));
+    let data = if json {
+        ReferenceData::Rows(crate::v2::decode_json_request(&bytes)?)
+    } else {
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::invalid("the reference CSV is not UTF-8 text"))?;
+        ReferenceData::Csv(text)
+    };
+    let summary = state
+        .runtime
+        .set_reference(&name, version, data, ACTOR)
+        .await?;
+    Ok(Json(summary).into_response())
+}
+
+async fn drift(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let report = state
+        .runtime
+        .drift(&ModelName::new(&model)?, version_number(&version)?)
+        .await?;
+    Ok(Json(report).into_response())
+}
