@@ -219,13 +219,33 @@ def find_one(pattern: str) -> Path:
 # --------------------------------------------------------------------------
 
 
+def breast_cancer_split():
+    """The breast_cancer train/test split every breast_cancer model is trained on."""
+    data = load_breast_cancer()
+    X = data.data.astype(np.float32)  # train on exactly what the ONNX model sees
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, data.target, test_size=0.2, random_state=SEED, stratify=data.target
+    )
+    return list(data.feature_names), X_tr, X_te, y_tr, y_te
+
+
+def breast_cancer_reference() -> None:
+    """Reference data for drift and explanations: the training rows, under a header of the
+    feature names, as CSV."""
+    names, X_tr, _, _, _ = breast_cancer_split()
+    path = FIXTURES / "breast_cancer.reference.csv"
+    with open(path, "w") as f:
+        f.write(",".join(names) + "\n")
+        for row in X_tr:
+            # The shortest text that reads back as the same float32.
+            f.write(",".join(str(v) for v in row) + "\n")
+    print(f"  wrote {path.name}: {X_tr.shape[0]} rows x {X_tr.shape[1]} features")
+
+
 def breast_cancer() -> None:
     print("breast_cancer")
-    X, y = load_breast_cancer(return_X_y=True)
-    X = X.astype(np.float32)  # train on exactly what the ONNX model sees
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=0.2, random_state=SEED, stratify=y
-    )
+    _, X_tr, X_te, y_tr, y_te = breast_cancer_split()
+    X = np.vstack([X_tr, X_te])
     itype = [("input", FloatTensorType([None, X.shape[1]]))]
     feeds_all = {"input": X_te}
     feeds5 = {"input": X_te[:N_EXPECTED]}
@@ -486,6 +506,7 @@ def main() -> None:
     FIXTURES.mkdir(exist_ok=True)
     (FIXTURES / "invalid").mkdir(exist_ok=True)
     breast_cancer()
+    breast_cancer_reference()
     diabetes()
     credit_default()
     german_credit()

@@ -28,6 +28,20 @@ pub struct PushArgs {
     /// Label as key=value; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Dynamic batching for the model (tensor models): most rows one run may merge. Sets the
+    /// model's batching settings after the push.
+    #[arg(long)]
+    pub max_batch_size: Option<u32>,
+    /// Dynamic batching: how long a request may wait for others, in microseconds.
+    #[arg(long, requires = "max_batch_size")]
+    pub max_queue_delay_us: Option<u64>,
+    /// Dynamic batching: batch sizes that run at once, comma-separated (e.g. 8,16).
+    #[arg(long, value_delimiter = ',', requires = "max_batch_size")]
+    pub preferred_batch_sizes: Vec<u32>,
+    /// Reference data for drift detection and explanations (CSV with an optional header of
+    /// feature names, or a v2 JSON request body), attached to the new version.
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -84,6 +98,49 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             record["digest"].as_str().unwrap_or_default(),
             record["size"],
             record["format"].as_str().unwrap_or_default(),
+        );
+    }
+    if let Some(max_batch_size) = args.max_batch_size {
+        let settings = serde_json::json!({
+            "max_batch_size": max_batch_size,
+            "max_queue_delay_microseconds": args.max_queue_delay_us.unwrap_or(0),
+            "preferred_batch_sizes": args.preferred_batch_sizes,
+        });
+        let response = http()
+            .put(
+                args.client
+                    .url(&format!("/api/v1/models/{}/batching", args.name)),
+            )
+            .json(&settings)
+            .send()
+            .await?;
+        let _: Value = decode(response).await.context("setting dynamic batching")?;
+        eprintln!("dynamic batching: {settings}");
+    }
+    if let Some(path) = &args.reference {
+        let version = record["version"].as_u64().unwrap_or_default();
+        let data = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let content_type = if path.extension().is_some_and(|e| e == "json") {
+            "application/json"
+        } else {
+            "text/csv"
+        };
+        let response = http()
+            .put(args.client.url(&format!(
+                "/api/v1/models/{}/versions/{version}/reference",
+                args.name
+            )))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(data)
+            .send()
+            .await?;
+        let summary: Value = decode(response).await.context("attaching reference data")?;
+        eprintln!(
+            "reference data: {} rows, {} features",
+            summary["rows"],
+            summary["features"].as_array().map_or(0, Vec::len)
         );
     }
     Ok(())

@@ -1,10 +1,13 @@
 //! Integration tests: the real `modelbay` binary on 127.0.0.1 port 0, real models, real clients.
 
 mod bad_input;
+mod batching;
 mod cli;
 mod common;
 mod crash;
+mod drift;
 mod embeddings;
+mod explain;
 mod inference;
 mod llm;
 mod logs;
