@@ -659,3 +659,77 @@ async fn bad_requests_get_openai_errors_never_a_5xx() {
     let (status, body) = post(&server, "/v1/chat/completions", &chat_body("Hi", 2)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Generation metrics move by exactly the usage the responses report: prompt and generated
+/// tokens, one time-to-first-token and one inter-token observation per sequence; the scheduler
+/// gauges return to idle.
+#[tokio::test]
+async fn token_metrics_match_the_reported_usage() {
+    use crate::prom::scrape;
+    let server = llm_server(&[]).await;
+    let (status, _) = server
+        .put_json(
+            "/api/v1/models/chat/aliases/production",
+            &json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let before = scrape(&server).await;
+    let mut prompt = 0.0;
+    let mut generated = 0.0;
+    let mut sequences = 0.0;
+    for (text, n) in [("Say hello.", 1), ("Name a colour.", 2)] {
+        let mut body = chat_body(text, 6);
+        body["n"] = json!(n);
+        body["temperature"] = json!(0.7);
+        body["seed"] = json!(5);
+        let (status, answer) = post(&server, "/v1/chat/completions", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        prompt += answer["usage"]["prompt_tokens"].as_f64().unwrap();
+        generated += answer["usage"]["completion_tokens"].as_f64().unwrap();
+        sequences += n as f64;
+    }
+    let after = scrape(&server).await;
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    let production = [("model", "chat"), ("version", "1"), ("alias", "production")];
+    assert_eq!(
+        delta("modelbay_llm_prompt_tokens_total", &production),
+        prompt
+    );
+    assert_eq!(
+        delta("modelbay_llm_generated_tokens_total", &production),
+        generated
+    );
+    let version = [("model", "chat"), ("version", "1")];
+    assert_eq!(
+        delta("modelbay_llm_time_to_first_token_seconds_count", &version),
+        sequences
+    );
+    // A sequence with at least two tokens has an inter-token gap; when every sequence ran to
+    // max_tokens, every one has.
+    let gaps = delta("modelbay_llm_inter_token_latency_seconds_count", &version);
+    assert!(
+        gaps >= 1.0 && gaps <= sequences,
+        "{gaps} gaps for {sequences} sequences"
+    );
+    if generated == 6.0 * sequences {
+        assert_eq!(gaps, sequences);
+    }
+    let ok = [
+        ("endpoint", "chat_completions"),
+        ("outcome", "success"),
+        ("alias", "production"),
+    ];
+    assert_eq!(delta("modelbay_requests_total", &ok), 2.0);
+    assert_eq!(after.sum("modelbay_llm_running_sequences", &version), 0.0);
+    assert_eq!(after.sum("modelbay_llm_waiting_sequences", &version), 0.0);
+    assert_eq!(
+        after.sum("modelbay_llm_kv_cache_usage_ratio", &version),
+        0.0
+    );
+    assert_eq!(
+        after.sum("modelbay_models_loaded", &[("kind", "language")]),
+        1.0
+    );
+}
