@@ -89,7 +89,7 @@ async fn logistic_regression_attributions_on_the_logit_are_the_exact_linear_shap
     // The model's coefficients on the raw features, measured independently of the explainer:
     // the logit is linear in x, so one step along each feature from the mean row gives its
     // coefficient.
-    let at_mean = logit(probabilities(&server, "lr", &[mean.clone()]).await[0]);
+    let at_mean = logit(probabilities(&server, "lr", std::slice::from_ref(&mean)).await[0]);
     assert!(
         at_mean.abs() < 8.0,
         "the mean row's logit {at_mean} is too extreme to probe"
@@ -167,7 +167,7 @@ async fn attributions_add_up_and_are_reproducible_for_a_seed() {
     assert_eq!(status, 200, "{first}");
     let (_, again) = server.post_json(path, &two).await;
     assert_eq!(first, again, "the same seed must give the same explanation");
-    assert_eq!(first["coalitions"].as_u64().unwrap() <= 300, true);
+    assert!(first["coalitions"].as_u64().unwrap() <= 300);
     assert_eq!(first["exact"], false);
     assert_eq!(first["background_rows"], 20);
     let predicted = probabilities(&server, "rf", &rows[..2]).await;

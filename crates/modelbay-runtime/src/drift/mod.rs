@@ -64,11 +64,14 @@ impl Monitor {
     }
 }
 
+/// A version's monitor, or `None` when it is known to have no reference data.
+type Known = Option<Arc<Monitor>>;
+
 /// The monitors of every version seen since the server started: `None` for a version known to
 /// have no reference data, so the registry is asked once per version, not per request.
 #[derive(Default)]
 pub(crate) struct Monitors {
-    by_version: Mutex<HashMap<(ModelName, u32), Option<Arc<Monitor>>>>,
+    by_version: Mutex<HashMap<(ModelName, u32), Known>>,
 }
 
 impl Monitors {
