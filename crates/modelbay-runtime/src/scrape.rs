@@ -66,7 +66,7 @@ impl Runtime {
         for (kind, count) in kinds {
             f.models_loaded.with_label_values(&[kind]).set(count);
         }
-        for ((model, version), monitor) in self.monitors.all() {
+        for (model, version, monitor) in self.monitors.all() {
             let version = version.to_string();
             let report = monitor.report();
             f.drift_rows

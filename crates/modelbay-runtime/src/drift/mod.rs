@@ -9,7 +9,7 @@ mod window;
 use std::{collections::HashMap, sync::Arc};
 
 use modelbay_core::{InferRequest, ModelName, ValidInferRequest};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
 pub(crate) use reference::ReferenceStats;
@@ -68,18 +68,46 @@ impl Monitor {
 type Known = Option<Arc<Monitor>>;
 
 /// The monitors of every version seen since the server started: `None` for a version known to
-/// have no reference data, so the registry is asked once per version, not per request.
+/// have no reference data, so the registry is asked once per version, not per request. Read on
+/// every inference (by model name, without allocating), written rarely.
 #[derive(Default)]
 pub(crate) struct Monitors {
-    by_version: Mutex<HashMap<(ModelName, u32), Known>>,
+    by_model: RwLock<HashMap<String, HashMap<u32, Known>>>,
 }
 
 impl Monitors {
-    pub(crate) fn all(&self) -> Vec<((ModelName, u32), Arc<Monitor>)> {
-        self.by_version
-            .lock()
-            .iter()
-            .filter_map(|(key, m)| m.clone().map(|m| (key.clone(), m)))
+    fn get(&self, model: &str, version: u32) -> Option<Known> {
+        self.by_model.read().get(model)?.get(&version).cloned()
+    }
+
+    /// Records what was read from the registry, unless something newer is there already.
+    fn remember(&self, model: &str, version: u32, known: Known) -> Known {
+        self.by_model
+            .write()
+            .entry(model.to_owned())
+            .or_default()
+            .entry(version)
+            .or_insert(known)
+            .clone()
+    }
+
+    /// Replaces a version's monitor (new reference data).
+    fn replace(&self, model: &str, version: u32, monitor: Arc<Monitor>) {
+        self.by_model
+            .write()
+            .entry(model.to_owned())
+            .or_default()
+            .insert(version, Some(monitor));
+    }
+
+    pub(crate) fn all(&self) -> Vec<(String, u32, Arc<Monitor>)> {
+        let map = self.by_model.read();
+        map.iter()
+            .flat_map(|(model, versions)| {
+                versions
+                    .iter()
+                    .filter_map(|(v, m)| m.clone().map(|m| (model.clone(), *v, m)))
+            })
             .collect()
     }
 }
@@ -130,9 +158,7 @@ impl Runtime {
             .await?;
         let monitor = Monitor::new(layout, stats, self.manager.drift_window());
         self.monitors
-            .by_version
-            .lock()
-            .insert((model.clone(), version), Some(Arc::new(monitor)));
+            .replace(model.as_str(), version, Arc::new(monitor));
         Ok(summary)
     }
 
@@ -164,13 +190,11 @@ impl Runtime {
         model: &ModelName,
         version: u32,
     ) -> Result<Option<Arc<Monitor>>> {
-        let key = (model.clone(), version);
-        if let Some(known) = self.monitors.by_version.lock().get(&key) {
-            return Ok(known.clone());
+        if let Some(known) = self.monitors.get(model.as_str(), version) {
+            return Ok(known);
         }
         let Some(stored) = self.registry.reference(model, version).await? else {
-            self.monitors.by_version.lock().insert(key, None);
-            return Ok(None);
+            return Ok(self.monitors.remember(model.as_str(), version, None));
         };
         let record = self.registry.version(model, version).await?;
         let layout = FeatureLayout::of(&record.signature)?;
@@ -180,21 +204,23 @@ impl Runtime {
         let monitor = Arc::new(Monitor::new(layout, stats, self.manager.drift_window()));
         Ok(self
             .monitors
-            .by_version
-            .lock()
-            .entry(key)
-            .or_insert(Some(monitor))
-            .clone())
+            .remember(model.as_str(), version, Some(monitor)))
     }
 
     /// Adds a validated request to its version's drift window, if the version has reference
     /// data.
     pub(crate) async fn observe_drift(&self, model: &LoadedModel, valid: &ValidInferRequest) {
-        let name = match ModelName::new(&model.record.model) {
-            Ok(name) => name,
-            Err(_) => return,
+        let version = model.record.version;
+        if let Some(known) = self.monitors.get(&model.record.model, version) {
+            if let Some(monitor) = known {
+                monitor.observe(valid);
+            }
+            return;
+        }
+        let Ok(name) = ModelName::new(&model.record.model) else {
+            return;
         };
-        match self.monitor_if_any(&name, model.record.version).await {
+        match self.monitor_if_any(&name, version).await {
             Ok(Some(monitor)) => monitor.observe(valid),
             Ok(None) => {}
             Err(e) => {

@@ -19,8 +19,9 @@ use crate::{
 pub const MAX_EXPLAINED_ROWS: usize = 32;
 /// Most coalitions (`samples`) per explained row.
 pub const MAX_SAMPLES: usize = 20_000;
-/// Most model evaluations (coalitions × background rows) per explained row.
-pub const MAX_EVALUATIONS: usize = 2_000_000;
+/// Most model evaluations (coalitions × background rows × explained rows) per request: about
+/// ten seconds of a tree ensemble on two cores.
+pub const MAX_EVALUATIONS: usize = 4_000_000;
 /// Background rows used by default, and at most.
 pub const DEFAULT_BACKGROUND_ROWS: usize = 50;
 /// Rows per engine run while evaluating coalitions.
@@ -152,13 +153,19 @@ impl Runtime {
         let features = layout.width();
         let budget = coalition_budget(features, options.samples)?;
         let plan = kernel_shap::plan(features, budget, options.seed);
-        let evaluations = plan.masks.len().saturating_mul(background.len());
+        let evaluations = plan
+            .masks
+            .len()
+            .saturating_mul(background.len())
+            .saturating_mul(rows.len());
         if evaluations > MAX_EVALUATIONS {
             return Err(Error::Unsupported(format!(
-                "{} coalitions × {} background rows = {evaluations} model evaluations per row; \
-                 the limit is {MAX_EVALUATIONS}: lower samples or background_rows",
+                "{} coalitions × {} background rows × {} rows = {evaluations} model evaluations; \
+                 the limit is {MAX_EVALUATIONS}: lower samples or background_rows, or send fewer \
+                 rows",
                 plan.masks.len(),
-                background.len()
+                background.len(),
+                rows.len()
             )));
         }
         let evaluator = Evaluator {
@@ -167,17 +174,19 @@ impl Runtime {
             outputs: &outputs,
             link: options.link,
         };
-        let base = mean_columns(&evaluator.run(&background).await?);
-        let full_values = evaluator.run(&rows).await?;
+        let base = mean_columns(&evaluator.run_rows(&background).await?);
+        let full_values = evaluator.run_rows(&rows).await?;
+        // Coalition rows are built a chunk at a time: all of them at once could take gigabytes.
+        let masks_per_chunk = (CHUNK_ROWS / background.len()).max(1);
         let mut explained = Vec::with_capacity(rows.len());
         for (row, full) in rows.iter().zip(full_values) {
-            let coalition_rows: Vec<Vec<f64>> = plan
-                .masks
-                .iter()
-                .flat_map(|mask| background.iter().map(move |b| mix(mask, row, b)))
-                .collect();
+            let chunks = CoalitionRows {
+                masks: plan.masks.chunks(masks_per_chunk),
+                row,
+                background: &background,
+            };
             let values: Vec<Vec<f64>> = evaluator
-                .run(&coalition_rows)
+                .run(chunks)
                 .await?
                 .chunks(background.len())
                 .map(mean_columns)
@@ -284,6 +293,28 @@ fn background_rows(
     }
 }
 
+/// The model inputs of coalitions, a chunk of masks at a time: each mask with every background
+/// row.
+struct CoalitionRows<'a> {
+    masks: std::slice::Chunks<'a, Vec<bool>>,
+    row: &'a [f64],
+    background: &'a [Vec<f64>],
+}
+
+impl Iterator for CoalitionRows<'_> {
+    type Item = Vec<Vec<f64>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let masks = self.masks.next()?;
+        Some(
+            masks
+                .iter()
+                .flat_map(|mask| self.background.iter().map(|b| mix(mask, self.row, b)))
+                .collect(),
+        )
+    }
+}
+
 /// A row whose features in the coalition come from `row`, the rest from `background`.
 fn mix(mask: &[bool], row: &[f64], background: &[f64]) -> Vec<f64> {
     mask.iter()
@@ -336,9 +367,13 @@ struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
-    async fn run(&self, rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+    async fn run_rows(&self, rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        self.run(rows.chunks(CHUNK_ROWS).map(<[_]>::to_vec)).await
+    }
+
+    /// Runs chunks of rows, two at a time (each is one engine run), made as they are needed.
+    async fn run(&self, chunks: impl Iterator<Item = Vec<Vec<f64>>>) -> Result<Vec<Vec<f64>>> {
         let names: Vec<String> = self.outputs.iter().map(|o| o.name.clone()).collect();
-        let chunks: Vec<Vec<Vec<f64>>> = rows.chunks(CHUNK_ROWS).map(<[_]>::to_vec).collect();
         let results: Vec<Vec<Vec<f64>>> = futures::stream::iter(chunks)
             .map(|chunk| {
                 let names = names.clone();
