@@ -9,7 +9,7 @@
 #    with --metrics true (default) and --metrics false (every recording call is a no-op and
 #    the request middleware does not count).
 #
-# Usage: bench/batching.sh [--duration SECS] [--warmup SECS]
+# Usage: bench/batching.sh [--duration SECS] [--warmup SECS] [--rounds N]
 #   MODELBAY_BIN  binary to run (default: an ONNX-only release build in /work/target-rel or
 #                 $CARGO_TARGET_DIR, built when missing)
 # Prints a markdown table on stdout; progress on stderr.
@@ -19,10 +19,12 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 DURATION=10
 WARMUP=3
+ROUNDS=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --warmup) WARMUP="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -98,47 +100,76 @@ measure() {
     'BEGIN { printf "%.0f | %.2f | %.2f", r / (d / 1e6), a / 1e3, b / 1e3 }'
 }
 
-# Mean rows per engine run since the last call, from /metrics.
-batch_mean() {
+# Totals from /metrics for a model: rows run, engine runs, and the engine's busy seconds (the
+# compute histogram counts each request of a run, so its sum over count is time per run).
+engine_totals() {
   curl -sf "$URL/metrics" | awk -v m="$1" '
     $0 ~ "^modelbay_batch_size_sum\\{model=\"" m "\"" { s = $2 }
     $0 ~ "^modelbay_batch_size_count\\{model=\"" m "\"" { c = $2 }
-    END { printf "%.1f %.0f %.0f", (c > 0 ? s / c : 0), s, c }'
+    $0 ~ "^modelbay_compute_duration_seconds_sum\\{model=\"" m "\"" { t = $2 }
+    $0 ~ "^modelbay_compute_duration_seconds_count\\{model=\"" m "\"" { n = $2 }
+    END { printf "%.0f %.0f %.9f %.0f", s, c, t, n }'
 }
 
-echo "| model | batching | requests/s | p50 ms | p99 ms | mean rows per run |"
-echo "|---|---|---|---|---|---|"
-log "batching runs (concurrency 32, one row per request)"
+# Runs are interleaved over ROUNDS rounds (the machine's speed drifts); the table gives the
+# median requests/s with the range, and the p50/p99 of the median run.
+summarise() {
+  sort -n | awk '{ r[NR] = $1; a[NR] = $2; b[NR] = $3 }
+    END { m = int((NR + 1) / 2); printf "%s (%s–%s) | %s | %s", r[m], r[1], r[NR], a[m], b[m] }'
+}
+declare -A RUNS MEANS
+
+log "batching runs (concurrency 32, one row per request, $ROUNDS rounds)"
 start_server true
-for model in rf mlp; do
-  for setting in off "on, no delay" "on, 1 ms delay"; do
-    case "$setting" in
-      off) set_batching "$model" '{"max_batch_size": 0}' ;;
-      "on, no delay") set_batching "$model" '{"max_batch_size": 32}' ;;
-      *) set_batching "$model" '{"max_batch_size": 32, "max_queue_delay_microseconds": 1000}' ;;
-    esac
-    read -r _ before_sum before_count <<<"$(batch_mean "$model")"
-    result="$(measure "$model" 32)"
-    read -r _ after_sum after_count <<<"$(batch_mean "$model")"
-    # Warm-up and measured runs together.
-    mean="$(awk -v a="$before_sum" -v b="$after_sum" -v c="$before_count" -v d="$after_count" \
-      'BEGIN { printf "%.1f", (b - a) / (d - c) }')"
-    log "$model $setting: $result"
-    echo "| $model | $setting | $result | $mean |"
+SETTINGS=("off" "on, no delay" "on, 1 ms delay")
+for round in $(seq "$ROUNDS"); do
+  for model in rf mlp; do
+    for setting in "${SETTINGS[@]}"; do
+      case "$setting" in
+        off) set_batching "$model" '{"max_batch_size": 0}' ;;
+        "on, no delay") set_batching "$model" '{"max_batch_size": 32}' ;;
+        *) set_batching "$model" '{"max_batch_size": 32, "max_queue_delay_microseconds": 1000}' ;;
+      esac
+      read -r rows0 runs0 busy0 obs0 <<<"$(engine_totals "$model")"
+      result="$(measure "$model" 32)"
+      read -r rows1 runs1 busy1 obs1 <<<"$(engine_totals "$model")"
+      # Warm-up and measured runs together: rows per run, and engine µs per run (each run's
+      # compute time is observed once per request in it).
+      mean="$(awk -v r="$((rows1 - rows0))" -v n="$((runs1 - runs0))" -v b0="$busy0" -v b1="$busy1" \
+        -v o="$((obs1 - obs0))" 'BEGIN { printf "%.1f | %.0f", r / n, (b1 - b0) / o * 1e6 }')"
+      log "round $round, $model $setting: $result | $mean (rows/run | µs/run)"
+      RUNS["$model/$setting"]+="$(tr -d '|' <<<"$result")"$'\n'
+      MEANS["$model/$setting"]="$mean"
+    done
   done
 done
 stop_server
+echo "| model | batching | requests/s, median (range) | p50 ms | p99 ms | rows per engine run | engine µs per run (request-weighted) |"
+echo "|---|---|---|---|---|---|---|"
+for model in rf mlp; do
+  for setting in "${SETTINGS[@]}"; do
+    echo "| $model | $setting | $(printf '%s' "${RUNS[$model/$setting]}" | summarise) | ${MEANS[$model/$setting]} |"
+  done
+done
 
+log "metrics on and off ($ROUNDS rounds)"
+declare -A OVERHEAD
+for round in $(seq "$ROUNDS"); do
+  for metrics in true false; do
+    start_server "$metrics"
+    for connections in 1 32; do
+      result="$(measure mlp "$connections")"
+      log "round $round, metrics $metrics, $connections connections: $result"
+      OVERHEAD["$metrics/$connections"]+="$(tr -d '|' <<<"$result")"$'\n'
+    done
+    stop_server
+  done
+done
 echo
-echo "| metrics | concurrency | requests/s | p50 ms | p99 ms |"
+echo "| metrics | concurrency | requests/s, median (range) | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|"
 for metrics in true false; do
-  log "metrics $metrics"
-  start_server "$metrics"
   for connections in 1 32; do
-    result="$(measure mlp "$connections")"
-    log "metrics $metrics, $connections connections: $result"
-    echo "| $metrics | $connections | $result |"
+    echo "| $metrics | $connections | $(printf '%s' "${OVERHEAD[$metrics/$connections]}" | summarise) |"
   done
-  stop_server
 done

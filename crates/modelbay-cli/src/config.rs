@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// reference data) [default: 10000].
     #[arg(long, env = "MODELBAY_DRIFT_WINDOW")]
     pub drift_window: Option<usize>,
+    /// Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318; spans go
+    /// to {endpoint}/v1/traces) [default: no export].
+    #[arg(long, env = "MODELBAY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How log lines are written.
@@ -130,6 +134,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub metrics: bool,
     pub drift_window: usize,
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -209,6 +214,7 @@ impl ServeArgs {
                 .or(file.drift_window)
                 .unwrap_or(10_000)
                 .max(1),
+            otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
         })
     }
 }

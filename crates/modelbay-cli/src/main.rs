@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod config;
+mod telemetry;
 
 use std::process::ExitCode;
 

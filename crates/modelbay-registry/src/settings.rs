@@ -89,6 +89,13 @@ impl MetadataStore {
     ) -> Result<()> {
         let mut tx = begin_write(self, model).await?;
         require_servable(&mut tx, model, version).await?;
+        let replaced: Option<String> = sqlx::query_scalar(
+            "SELECT created_at FROM reference_data WHERE model = ?1 AND version = ?2",
+        )
+        .bind(model.as_str())
+        .bind(i64::from(version))
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO reference_data (model, version, stats, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (model, version) DO UPDATE SET stats = ?3, created_at = ?4",
@@ -104,7 +111,7 @@ impl MetadataStore {
             actor,
             "reference.set",
             model.as_str(),
-            None,
+            replaced.map(|at| json!({ "version": version, "reference_set_at": at })),
             Some(json!({ "version": version, "reference": summary })),
         )
         .await?;

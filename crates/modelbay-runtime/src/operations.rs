@@ -522,6 +522,7 @@ impl Runtime {
             self.registry.archive_version(model, version, actor).await?;
         }
         self.manager.forget(model, version);
+        self.monitors.forget(model.as_str(), version);
         self.after_routing_change(model).await;
         Ok(())
     }

@@ -72,6 +72,10 @@ impl Runtime {
             f.drift_rows
                 .with_label_values(&[model.as_str(), version.as_str()])
                 .set(report.observed_rows as i64);
+            // Below the minimum sample the API flags nothing; neither do the metrics.
+            if report.observed_rows < report.min_rows {
+                continue;
+            }
             for feature in report.features {
                 if let Some(psi) = feature.psi {
                     f.drift_psi

@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
             observe::log_request(metrics.clone(), request, next)
         },
     ))
-    .layer(TraceLayer::new_for_http())
+    .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
     .layer(PropagateRequestIdLayer::x_request_id())
     .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

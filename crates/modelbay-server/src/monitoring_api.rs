@@ -9,7 +9,7 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use modelbay_core::{ModelName, TensorBatching};
+use modelbay_core::{ModelName, TensorBatching, VersionRef};
 use modelbay_runtime::ReferenceData;
 
 use crate::{body::read_limited, error::ApiError, AppState};
@@ -58,9 +58,7 @@ async fn set_batching(
 }
 
 fn version_number(version: &str) -> Result<u32, ApiError> {
-    version
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("'{version}' is not a version number")))
+    Ok(VersionRef::parse_number(version)?)
 }
 
 async fn show_reference(

@@ -108,6 +108,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response<Bo
     Ok(response)
 }
 
+/// The span every request runs in (exported as a trace when OTLP export is on): method, path
+/// (never the query) and request id.
+pub(crate) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        request_id,
+    )
+}
+
 /// The request-log and request-metrics middleware.
 pub(crate) async fn log_request(
     metrics: Metrics,

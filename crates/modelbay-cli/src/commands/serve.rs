@@ -11,13 +11,16 @@ use modelbay_engines::EngineSet;
 use modelbay_registry::Registry;
 use modelbay_runtime::{Metrics, Runtime, RuntimeOptions};
 use modelbay_server::{AppState, Limits};
-use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, ServeArgs, Settings};
+use crate::config::{ServeArgs, Settings};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
-    init_logging(settings.log_format);
+    // The OTLP exporter's HTTP client blocks: it is built, and later flushed, off the runtime.
+    let (format, endpoint) = (settings.log_format, settings.otlp_endpoint.clone());
+    let telemetry =
+        tokio::task::spawn_blocking(move || crate::telemetry::init(format, endpoint.as_deref()))
+            .await??;
     let engines = engines(&settings)?;
     let registry = Registry::open_local(&settings.data_dir)
         .await
@@ -72,11 +75,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "modelbay listening");
     // A line on stdout that scripts and tests can wait for (the port may have been 0).
     println!("modelbay listening on http://{address}");
-    modelbay_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("server failed")?;
+    let served = modelbay_server::serve(listener, state, shutdown_signal()).await;
     tracing::info!("modelbay stopped");
-    Ok(())
+    // Flushes the spans still buffered for export.
+    tokio::task::spawn_blocking(move || drop(telemetry)).await?;
+    served.context("server failed")
 }
 
 fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
@@ -106,18 +109,6 @@ fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
     }
     let _ = settings;
     Ok(engines)
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,7 @@ mod inference;
 mod llm;
 mod logs;
 mod metrics;
+mod otel;
 mod prom;
 mod registry;
 mod tensors;

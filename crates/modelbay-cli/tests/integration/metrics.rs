@@ -362,3 +362,40 @@ fn metric_names(expression: &str) -> Vec<String> {
     }
     names
 }
+
+#[tokio::test]
+async fn a_failed_load_is_counted() {
+    let server = TestServer::start().await;
+    let (status, record) = server.push("bc", "breast_cancer_lr.onnx").await;
+    assert_eq!(status, 201);
+    let (status, _) = server
+        .post_json("/v2/repository/models/bc/unload", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let hex = record["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let blob = server.data_dir.join("artifacts/blobs/sha256").join(hex);
+    std::fs::write(&blob, b"not the model any more").unwrap();
+    let (status, _) = server.post_json("/v2/models/bc/infer", &rows(1)).await;
+    assert_eq!(status, 500);
+    let after = scrape(&server).await;
+    let version = [("model", "bc"), ("version", "1")];
+    assert_eq!(
+        after.sum("modelbay_model_load_failures_total", &version),
+        1.0
+    );
+    // The load at push time succeeded; the failed one is not a load duration.
+    assert_eq!(
+        after.sum("modelbay_model_load_duration_seconds_count", &version),
+        1.0
+    );
+    assert_eq!(
+        after.sum("modelbay_models_loaded", &[("kind", "tensor")]),
+        0.0
+    );
+    // The version never loaded, so the request is counted without a model label.
+    let failed = [("model", ""), ("outcome", "server_error")];
+    assert_eq!(after.sum("modelbay_requests_total", &failed), 1.0);
+}

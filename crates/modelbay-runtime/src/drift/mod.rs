@@ -100,6 +100,13 @@ impl Monitors {
             .insert(version, Some(monitor));
     }
 
+    /// Drops a version's window (the version was archived or deleted).
+    pub(crate) fn forget(&self, model: &str, version: u32) {
+        if let Some(versions) = self.by_model.write().get_mut(model) {
+            versions.remove(&version);
+        }
+    }
+
     pub(crate) fn all(&self) -> Vec<(String, u32, Arc<Monitor>)> {
         let map = self.by_model.read();
         map.iter()

@@ -22,7 +22,7 @@ pub const MAX_SAMPLES: usize = 20_000;
 /// Most model evaluations (coalitions × background rows × explained rows) per request: about
 /// ten seconds of a tree ensemble on two cores.
 pub const MAX_EVALUATIONS: usize = 4_000_000;
-/// Background rows used by default, and at most.
+/// Background rows used by default (fewer when the reference sample is smaller).
 pub const DEFAULT_BACKGROUND_ROWS: usize = 50;
 /// Rows per engine run while evaluating coalitions.
 const CHUNK_ROWS: usize = 8192;
@@ -56,8 +56,9 @@ impl Link {
 /// What the background (the "feature absent" values) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Background {
-    /// Up to this many rows spread evenly over the reference data.
-    Sample(usize),
+    /// This many rows spread evenly over the reference data's background sample (`None`: up to
+    /// [`DEFAULT_BACKGROUND_ROWS`]).
+    Sample(Option<usize>),
     /// The reference data's mean row alone.
     Mean,
 }
@@ -78,7 +79,7 @@ impl Default for ExplainOptions {
             link: Link::Identity,
             samples: None,
             seed: 0,
-            background: Background::Sample(DEFAULT_BACKGROUND_ROWS),
+            background: Background::Sample(None),
         }
     }
 }
@@ -107,7 +108,8 @@ pub struct RowExplanation {
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub model_name: String,
-    pub model_version: u32,
+    /// As in v2 inference responses, a string.
+    pub model_version: String,
     pub method: &'static str,
     pub link: Link,
     pub seed: u64,
@@ -198,7 +200,7 @@ impl Runtime {
         }
         Ok(Explanation {
             model_name: model.record.model.clone(),
-            model_version: model.record.version,
+            model_version: model.record.version.to_string(),
             method: "kernel_shap",
             link: options.link,
             seed: options.seed,
@@ -280,7 +282,8 @@ fn background_rows(
         Background::Mean => Ok(vec![stats.mean_row.clone()]),
         Background::Sample(n) => {
             let available = stats.background.len();
-            if n == 0 || n > available.max(1) {
+            let n = n.unwrap_or(DEFAULT_BACKGROUND_ROWS.min(available));
+            if n == 0 || n > available {
                 return Err(Error::Unsupported(format!(
                     "background_rows must be between 1 and {available} (the reference sample)"
                 )));

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use modelbay_runtime::{Background, ExplainOptions, Link, DEFAULT_BACKGROUND_ROWS};
+use modelbay_runtime::{Background, ExplainOptions, Link};
 
 use super::{read_request, routed_by, ModelPath};
 use crate::{error::ApiError, observe::served_by, AppState};
@@ -91,7 +91,7 @@ fn options(query: &str) -> Result<ExplainOptions, ApiError> {
             ))
         }
         (true, None) => Background::Mean,
-        (false, rows) => Background::Sample(rows.unwrap_or(DEFAULT_BACKGROUND_ROWS)),
+        (false, rows) => Background::Sample(rows),
     };
     Ok(options)
 }
