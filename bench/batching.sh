@@ -2,7 +2,9 @@
 # Dynamic batching and metrics overhead, measured with wrk against the release binary.
 #
 # 1. Batching: v2 JSON inference of ONE row per request at concurrency 32 (wrk, 2 threads) on
-#    the RandomForest and MLP breast-cancer fixtures, with the model's batching settings
+#    the RandomForest and MLP breast-cancer fixtures, and on a wide MLP (bench/wide_mlp.py:
+#    30 -> 1024 -> 1024 -> 2, whose one-row run reads 4 MB of weights, so the engine dominates),
+#    with the model's batching settings
 #    off, on with no queue delay (batches form while both sessions are busy), and on with a
 #    1 ms delay. Same server process; only PUT /api/v1/models/{m}/batching changes between runs.
 # 2. Metrics overhead: the MLP, batching off, at concurrency 1 and 32, with the server started
@@ -61,9 +63,12 @@ start_server() {
     curl -sf -X POST --data-binary "@fixtures/breast_cancer_$model.onnx" \
       "$URL/api/v1/models/$model/versions" >/dev/null
   done
+  curl -sf -X POST --data-binary "@$WORK/wide.onnx" "$URL/api/v1/models/wide/versions" >/dev/null
 }
 
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+
+"${MODELBAY_CACHE:-$REPO_ROOT/.cache}/fixtures-venv/bin/python" bench/wide_mlp.py "$WORK/wide.onnx"
 
 # One row of the fixture's inputs, as a v2 JSON body.
 python3 - "$WORK/body.json" <<'EOF'
@@ -123,7 +128,7 @@ log "batching runs (concurrency 32, one row per request, $ROUNDS rounds)"
 start_server true
 SETTINGS=("off" "on, no delay" "on, 1 ms delay")
 for round in $(seq "$ROUNDS"); do
-  for model in rf mlp; do
+  for model in rf mlp wide; do
     for setting in "${SETTINGS[@]}"; do
       case "$setting" in
         off) set_batching "$model" '{"max_batch_size": 0}' ;;
@@ -146,7 +151,7 @@ done
 stop_server
 echo "| model | batching | requests/s, median (range) | p50 ms | p99 ms | rows per engine run | engine µs per run (request-weighted) |"
 echo "|---|---|---|---|---|---|---|"
-for model in rf mlp; do
+for model in rf mlp wide; do
   for setting in "${SETTINGS[@]}"; do
     echo "| $model | $setting | $(printf '%s' "${RUNS[$model/$setting]}" | summarise) | ${MEANS[$model/$setting]} |"
   done
