@@ -54,6 +54,9 @@ pub enum Error {
     /// malformed reference data, explanation options out of range).
     #[error("{0}")]
     Unsupported(String),
+    /// A bounded kind of work (explanations, reference uploads) is at its limit.
+    #[error("{0}")]
+    Busy(String),
     /// The version has no reference data (drift and explanations need it).
     #[error(
         "version {version} of model '{model}' has no reference data; upload it with \
@@ -71,7 +74,7 @@ impl Error {
             Self::Invalid(e) => e.code(),
             Self::Registry(e) => e.code(),
             Self::Engine(e) => e.code(),
-            Self::Overloaded { .. } => ErrorCode::Overloaded,
+            Self::Overloaded { .. } | Self::Busy(_) => ErrorCode::Overloaded,
             Self::UnknownFormat { .. }
             | Self::InvalidMetadata(_)
             | Self::WrongKind(_)

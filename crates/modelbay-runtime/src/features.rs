@@ -90,11 +90,17 @@ impl FeatureLayout {
 
     /// The rows of validated inputs (in signature order).
     pub(crate) fn rows(&self, inputs: &[Tensor]) -> Result<Vec<Vec<f64>>> {
+        self.rows_from(inputs, 0)
+    }
+
+    /// The rows of validated inputs from row `start` on.
+    pub(crate) fn rows_from(&self, inputs: &[Tensor], start: usize) -> Result<Vec<Vec<f64>>> {
         let count = inputs
             .first()
             .and_then(|t| t.shape().first().copied())
             .unwrap_or(0);
-        let mut rows = vec![Vec::with_capacity(self.width()); count];
+        let start = start.min(count);
+        let mut rows = vec![Vec::with_capacity(self.width()); count - start];
         for (column, tensor) in self.columns.iter().zip(inputs) {
             if tensor.name != column.input || tensor.shape().first() != Some(&count) {
                 return Err(Error::Unsupported(format!(
@@ -103,7 +109,8 @@ impl FeatureLayout {
                 )));
             }
             let values = as_f64(tensor.data());
-            for (row, chunk) in rows.iter_mut().zip(values.chunks(column.width)) {
+            let tail = values.get(start * column.width..).unwrap_or_default();
+            for (row, chunk) in rows.iter_mut().zip(tail.chunks(column.width)) {
                 row.extend_from_slice(chunk);
             }
         }

@@ -112,7 +112,8 @@ impl Runtime {
         model.submit(jobs)?;
         let alias = routed.route.alias.clone().unwrap_or_default();
         routed.model.metrics.record_prompt(&alias, prompt_tokens);
-        let events = timed(received, routed.model.metrics.clone(), alias);
+        let in_flight = routed.in_flight.lock().take();
+        let events = timed(received, routed.model.metrics.clone(), alias, in_flight);
         Ok(Generation {
             events,
             prompt_tokens,
@@ -172,10 +173,13 @@ fn timed(
     mut events: UnboundedReceiver<GenerationEvent>,
     metrics: ModelMetrics,
     alias: String,
+    in_flight: Option<crate::metrics::InFlight>,
 ) -> UnboundedReceiver<GenerationEvent> {
     let (forward, received) = tokio::sync::mpsc::unbounded_channel();
     let queued = Instant::now();
     tokio::spawn(async move {
+        // The request stays in flight until its last event is passed on.
+        let _in_flight = in_flight;
         let mut first_text: HashMap<u32, Instant> = HashMap::new();
         loop {
             let event = tokio::select! {

@@ -157,7 +157,8 @@ struct Slot {
 
 /// Routes requests to versions and keeps loaded versions within the memory budget.
 ///
-/// Lock order: `routes` and `loaded` are never held together, and never across an await.
+/// Lock order: `routes`, `loaded` and `batching_changes` are never held together with each
+/// other except `loaded` then a pool's own lock (in `apply_batching`), and none across an await.
 pub(crate) struct ModelManager {
     registry: Registry,
     engines: EngineSet,
@@ -165,6 +166,9 @@ pub(crate) struct ModelManager {
     started: Instant,
     routes: Mutex<RouteCache>,
     loaded: Mutex<HashMap<(ModelName, u32), Arc<Slot>>>,
+    /// Batching settings changed through this process, by model, for loads that read the
+    /// registry before the change.
+    batching_changes: Mutex<HashMap<ModelName, modelbay_core::TensorBatching>>,
 }
 
 /// Cached routing state plus a generation per model: a read that started before an
@@ -184,6 +188,7 @@ impl ModelManager {
             started: Instant::now(),
             routes: Mutex::default(),
             loaded: Mutex::default(),
+            batching_changes: Mutex::default(),
         }
     }
 
@@ -276,12 +281,13 @@ impl ModelManager {
     async fn timed_load(&self, model: &ModelName, number: u32) -> Result<Arc<LoadedModel>> {
         let started = Instant::now();
         let loaded = self.load(model, number).await;
-        // A version that does not exist is not a failed load.
+        // A version that does not exist, or is archived, is refused, not a failed load.
         if !matches!(
             loaded,
             Err(Error::Registry(
                 modelbay_registry::Error::VersionNotFound { .. }
                     | modelbay_registry::Error::ModelNotFound(_)
+                    | modelbay_registry::Error::Conflict(_)
             ))
         ) {
             self.options.metrics.record_load(
@@ -346,6 +352,10 @@ impl ModelManager {
         pool.run(request, outputs)
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
+        // Settings changed while this version loaded reached no pool of it: apply them now.
+        if let Some(policy) = self.batching_changes.lock().get(model).cloned() {
+            pool.set_policy(policy);
+        }
         Ok(ready(
             record,
             platform,
@@ -422,8 +432,12 @@ impl ModelManager {
             .collect()
     }
 
-    /// Applies new batching settings to the model's loaded tensor versions.
+    /// Applies new batching settings to the model's loaded tensor versions (and, through
+    /// `batching_changes`, to versions still loading).
     pub(crate) fn apply_batching(&self, model: &ModelName, policy: &modelbay_core::TensorBatching) {
+        self.batching_changes
+            .lock()
+            .insert(model.clone(), policy.clone());
         let map = self.loaded.lock();
         for ((name, _), slot) in map.iter() {
             if let Some(Serving::Tensor(pool)) = slot.cell.get().map(|l| &l.serving) {

@@ -49,8 +49,9 @@ pub struct Routed {
     pub route: Route,
     pub model: Arc<LoadedModel>,
     pub(crate) name: ModelName,
-    /// Counts the request in `modelbay_requests_in_flight` while it lives.
-    _in_flight: crate::metrics::InFlight,
+    /// Counts the request in `modelbay_requests_in_flight` while it lives, or, for a
+    /// generation, until its last event (a stream outlives its response headers).
+    pub(crate) in_flight: Mutex<Option<crate::metrics::InFlight>>,
 }
 
 /// One row of the Triton-style repository index.
@@ -77,6 +78,10 @@ pub struct Runtime {
     changes: Arc<Mutex<HashMap<ModelName, Arc<tokio::sync::Mutex<()>>>>>,
     /// Drift windows of versions with reference data.
     pub(crate) monitors: Arc<crate::drift::Monitors>,
+    /// Permits for explanations running at once.
+    pub(crate) explains: Arc<tokio::sync::Semaphore>,
+    /// One reference-data upload at a time (each can hold hundreds of MB while parsed).
+    pub(crate) reference_uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runtime {
@@ -93,6 +98,10 @@ impl Runtime {
             shadows: Arc::default(),
             changes: Arc::default(),
             monitors: Arc::default(),
+            explains: Arc::new(tokio::sync::Semaphore::new(
+                crate::explain::MAX_CONCURRENT_EXPLANATIONS,
+            )),
+            reference_uploads: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -318,7 +327,7 @@ impl Runtime {
         let (route, loaded) = self.manager.route(model, version, header).await?;
         Ok(Routed {
             route,
-            _in_flight: loaded.metrics.in_flight(),
+            in_flight: Mutex::new(Some(loaded.metrics.in_flight())),
             model: loaded,
             name: model.clone(),
         })

@@ -136,8 +136,13 @@ impl SessionPool {
         outputs: Vec<String>,
     ) -> Result<Vec<Tensor>> {
         let (reply, answer) = oneshot::channel();
+        let job = Job::new(inputs, outputs, reply);
         {
             let mut state = self.shared.state.lock();
+            if state.queue.len() >= self.capacity {
+                // Requests whose client left must not hold places while every session is busy.
+                state.queue.retain(|job| !job.reply.is_closed());
+            }
             if state.queue.len() >= self.capacity {
                 return Err(Error::Overloaded {
                     model: self.label.0.clone(),
@@ -145,7 +150,7 @@ impl SessionPool {
                     queued: state.queue.len(),
                 });
             }
-            state.queue.push_back(Job::new(inputs, outputs, reply));
+            state.queue.push_back(job);
         }
         self.shared.changed.notify_all();
         answer
@@ -187,9 +192,10 @@ enum Plan {
 }
 
 /// Chooses the next batch: the oldest job plus compatible jobs behind it, in arrival order, up
-/// to `max_batch_size` rows. The batch runs at once when it is full, when its rows reach a
-/// preferred size (the largest reachable), when the oldest job has waited the queue delay, or
-/// when the pool is closing; otherwise the worker waits for the deadline or for more work.
+/// to `max_batch_size` rows. The batch runs at once when it is full (or the next compatible job
+/// would overflow it), when the oldest job has waited the queue delay, or when the pool is
+/// closing. Otherwise, if a prefix of it reaches a preferred size (the largest such prefix), that
+/// prefix runs now; if not, the worker waits for the deadline or for more work.
 fn plan(
     queue: &VecDeque<Job>,
     policy: &TensorBatching,
@@ -233,19 +239,18 @@ fn plan(
             preferred_prefix = Some(picked.len());
         }
     }
-    if full {
-        return Plan::Take(picked);
-    }
-    if let Some(n) = preferred_prefix {
-        picked.truncate(n);
-        return Plan::Take(picked);
-    }
     let deadline =
         front.arrived + std::time::Duration::from_micros(policy.max_queue_delay_microseconds);
-    if closing || deadline <= now {
-        Plan::Take(picked)
-    } else {
-        Plan::WaitUntil(deadline)
+    if full || closing || deadline <= now {
+        return Plan::Take(picked);
+    }
+    // Waiting for company: a batch that already reaches a preferred size need not wait.
+    match preferred_prefix {
+        Some(n) => {
+            picked.truncate(n);
+            Plan::Take(picked)
+        }
+        None => Plan::WaitUntil(deadline),
     }
 }
 
@@ -285,16 +290,22 @@ fn next_batch(shared: &Shared, batchable: bool) -> Option<Vec<Job>> {
     }
 }
 
-/// A worker thread's loop.
+/// A worker thread's loop. Metrics are recorded before the answers go out, so a client that
+/// has its answer sees its batch counted.
 fn serve(mut session: Box<dyn TensorSession>, shared: &Shared, batchable: bool) {
     while let Some(batch) = next_batch(shared, batchable) {
         let started = Instant::now();
         let rows = batch.iter().map(|j| j.rows.max(1)).sum();
         let waits: Vec<_> = batch.iter().map(|j| started - j.arrived).collect();
-        run_batch(session.as_mut(), batch);
+        let answers = run_batch(session.as_mut(), batch);
         shared.metrics.record_batch(rows, started.elapsed(), waits);
+        for (reply, result) in answers {
+            let _ = reply.send(result);
+        }
     }
 }
+
+type Reply = oneshot::Sender<Result<Vec<Tensor>>>;
 
 fn run_one(
     session: &mut dyn TensorSession,
@@ -312,28 +323,31 @@ fn run_one(
 
 /// Runs a batch: alone when it holds one job; else merged, falling back to one run per job if
 /// the merged run fails or its outputs cannot be split by rows (so that one bad request fails
-/// alone).
-fn run_batch(session: &mut dyn TensorSession, batch: Vec<Job>) {
-    if batch.len() == 1 {
-        for job in batch {
-            let result = run_one(session, &job.inputs, &job.outputs);
-            let _ = job.reply.send(result);
+/// alone). Returns each job's answer with where it goes.
+fn run_batch(
+    session: &mut dyn TensorSession,
+    batch: Vec<Job>,
+) -> Vec<(Reply, Result<Vec<Tensor>>)> {
+    let merged = match batch.len() {
+        1 => None,
+        _ => {
+            let rows: Vec<usize> = batch.iter().map(|j| j.rows).collect();
+            run_merged(session, &batch, &rows)
         }
-        return;
-    }
-    let rows: Vec<usize> = batch.iter().map(|j| j.rows).collect();
-    match run_merged(session, &batch, &rows) {
-        Some(per_job) => {
-            for (job, outputs) in batch.into_iter().zip(per_job) {
-                let _ = job.reply.send(Ok(outputs));
-            }
-        }
-        None => {
-            for job in batch {
+    };
+    match merged {
+        Some(per_job) => batch
+            .into_iter()
+            .zip(per_job)
+            .map(|(job, outputs)| (job.reply, Ok(outputs)))
+            .collect(),
+        None => batch
+            .into_iter()
+            .map(|job| {
                 let result = run_one(session, &job.inputs, &job.outputs);
-                let _ = job.reply.send(result);
-            }
-        }
+                (job.reply, result)
+            })
+            .collect(),
     }
 }
 
@@ -451,6 +465,74 @@ mod tests {
             plan(&queue, &policy(8, delay, &[2, 4]), true, now, false),
             Plan::Take(vec![0, 1])
         );
+        // Without a delay nothing waits, so preferred sizes do not cut the batch short.
+        assert_eq!(
+            plan(&queue, &policy(8, 0, &[2]), true, now, false),
+            Plan::Take(vec![0, 1, 2])
+        );
+    }
+
+    /// Doubles its input; fails a run that holds a negative value. Counts its runs.
+    struct Doubler {
+        runs: usize,
+    }
+
+    impl TensorSession for Doubler {
+        fn run(
+            &mut self,
+            inputs: &[Tensor],
+            _outputs: &[String],
+        ) -> modelbay_engines::Result<Vec<Tensor>> {
+            self.runs += 1;
+            let TensorData::Fp32(values) = inputs[0].data() else {
+                unreachable!("the tests send FP32")
+            };
+            if values.iter().any(|v| *v < 0.0) {
+                return Err(modelbay_engines::Error::InvalidRequest("negative".into()));
+            }
+            let doubled = values.iter().map(|v| v * 2.0).collect();
+            Ok(vec![Tensor::new(
+                "y",
+                inputs[0].shape().to_vec(),
+                TensorData::Fp32(doubled),
+            )
+            .unwrap()])
+        }
+    }
+
+    fn valued(rows: usize, value: f32) -> Job {
+        let (reply, _answer) = oneshot::channel();
+        let input =
+            Tensor::new("x", vec![rows, 2], TensorData::Fp32(vec![value; rows * 2])).unwrap();
+        Job::new(vec![input], vec!["y".into()], reply)
+    }
+
+    fn doubled(result: &Result<Vec<Tensor>>) -> Vec<f32> {
+        match result.as_ref().unwrap()[0].data() {
+            TensorData::Fp32(v) => v.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_merged_batch_runs_once_and_splits_back_by_rows() {
+        let mut session = Doubler { runs: 0 };
+        let answers = run_batch(&mut session, vec![valued(1, 1.0), valued(2, 3.0)]);
+        assert_eq!(session.runs, 1);
+        assert_eq!(doubled(&answers[0].1), [2.0; 2]);
+        assert_eq!(doubled(&answers[1].1), [6.0; 4]);
+    }
+
+    #[test]
+    fn a_bad_request_in_a_batch_fails_alone() {
+        let mut session = Doubler { runs: 0 };
+        let batch = vec![valued(1, 1.0), valued(1, -1.0), valued(2, 2.0)];
+        let answers = run_batch(&mut session, batch);
+        // The merged run failed, then each request ran alone.
+        assert_eq!(session.runs, 4);
+        assert_eq!(doubled(&answers[0].1), [2.0; 2]);
+        assert!(answers[1].1.is_err());
+        assert_eq!(doubled(&answers[2].1), [4.0; 4]);
     }
 
     #[test]

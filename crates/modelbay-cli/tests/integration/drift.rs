@@ -88,6 +88,14 @@ async fn a_shifted_feature_is_flagged_and_the_others_are_not() {
     assert_eq!(summary["rows"], 455);
     assert_eq!(summary["features"], json!(names));
 
+    // Below 100 rows nothing is flagged, and the PSI gauge is not exported yet.
+    send(&server, &sample(&rows, 50, 9, 0, 3.0 * std_dev(&rows, 0))).await;
+    let (_, early) = server.get("/api/v1/models/bc/versions/1/drift").await;
+    assert_eq!(early["observed_rows"], 50);
+    assert_eq!(feature(&early, "mean radius")["drifted"], false);
+    assert!(!scrape(&server).await.has("modelbay_feature_drift_psi"));
+
+    // The window holds 400 rows: these replace the 50 above.
     send(&server, &sample(&rows, 400, 1, 0, 0.0)).await;
     let (status, report) = server.get("/api/v1/models/bc/versions/1/drift").await;
     assert_eq!(status, 200, "{report}");

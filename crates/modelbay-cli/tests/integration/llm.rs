@@ -722,12 +722,18 @@ async fn token_metrics_match_the_reported_usage() {
         ("alias", "production"),
     ];
     assert_eq!(delta("modelbay_requests_total", &ok), 2.0);
-    assert_eq!(after.sum("modelbay_llm_running_sequences", &version), 0.0);
-    assert_eq!(after.sum("modelbay_llm_waiting_sequences", &version), 0.0);
-    assert_eq!(
-        after.sum("modelbay_llm_kv_cache_usage_ratio", &version),
-        0.0
-    );
+    // The scheduler publishes its occupancy after each step: it reads idle soon after.
+    let mut idle = after.clone();
+    for _ in 0..100 {
+        if idle.sum("modelbay_llm_running_sequences", &version) == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        idle = scrape(&server).await;
+    }
+    assert_eq!(idle.sum("modelbay_llm_running_sequences", &version), 0.0);
+    assert_eq!(idle.sum("modelbay_llm_waiting_sequences", &version), 0.0);
+    assert_eq!(idle.sum("modelbay_llm_kv_cache_usage_ratio", &version), 0.0);
     assert_eq!(
         after.sum("modelbay_models_loaded", &[("kind", "language")]),
         1.0

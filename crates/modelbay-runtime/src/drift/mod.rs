@@ -40,6 +40,7 @@ pub(crate) struct Monitor {
     layout: FeatureLayout,
     pub(crate) stats: Arc<ReferenceStats>,
     window: Mutex<DriftWindow>,
+    capacity: usize,
 }
 
 impl Monitor {
@@ -49,12 +50,20 @@ impl Monitor {
             layout,
             window: Mutex::new(DriftWindow::new(stats.clone(), capacity)),
             stats,
+            capacity,
         }
     }
 
-    /// Adds a request's rows to the window.
+    /// Adds a request's rows to the window: only its last `capacity` rows, since the window
+    /// would drop the others at once.
     pub(crate) fn observe(&self, valid: &ValidInferRequest) {
-        if let Ok(rows) = self.layout.rows(&valid.inputs) {
+        let count = valid
+            .inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(0);
+        let start = count.saturating_sub(self.capacity);
+        if let Ok(rows) = self.layout.rows_from(&valid.inputs, start) {
             self.window.lock().observe(rows);
         }
     }
@@ -137,6 +146,15 @@ impl Runtime {
         data: ReferenceData,
         actor: &str,
     ) -> Result<ReferenceSummary> {
+        let _one_at_a_time = self
+            .reference_uploads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Error::Busy(
+                    "another reference-data upload is being processed; retry shortly".into(),
+                )
+            })?;
         let record = self.registry.version(model, version).await?;
         if self.engines.is_language(record.format) || self.engines.is_embedding(record.format) {
             return Err(Error::Unsupported(format!(
@@ -182,7 +200,12 @@ impl Runtime {
 
     /// The version's monitor; an error when it has no reference data.
     pub(crate) async fn monitor(&self, model: &ModelName, version: u32) -> Result<Arc<Monitor>> {
-        self.registry.version(model, version).await?;
+        if self.registry.version(model, version).await?.archived {
+            return Err(modelbay_registry::Error::Conflict(format!(
+                "version {version} of model '{model}' is archived"
+            ))
+            .into());
+        }
         self.monitor_if_any(model, version)
             .await?
             .ok_or_else(|| Error::NoReference {
@@ -247,6 +270,17 @@ fn reference_stats(
         ReferenceData::Csv(text) => reference::parse_csv(&text).map_err(Error::Unsupported)?,
         ReferenceData::Rows(request) => {
             let valid = ValidInferRequest::new(request, signature)?;
+            let count = valid
+                .inputs
+                .first()
+                .and_then(|t| t.shape().first().copied())
+                .unwrap_or(0);
+            if count > reference::MAX_CSV_ROWS {
+                return Err(Error::Unsupported(format!(
+                    "{count} reference rows; at most {} are accepted",
+                    reference::MAX_CSV_ROWS
+                )));
+            }
             (None, layout.rows(&valid.inputs)?)
         }
     };

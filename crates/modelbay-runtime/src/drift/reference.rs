@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Fewer rows than this give quantiles too coarse to compare against.
 pub(crate) const MIN_REFERENCE_ROWS: usize = 10;
 /// Bounds memory of a drift window (`capacity × features`) and the cost of explanations.
-pub(crate) const MAX_FEATURES: usize = 1024;
+pub(crate) const MAX_FEATURES: usize = crate::features::MAX_FEATURES;
+/// Longest feature name accepted (names are metric label values).
+pub(crate) const MAX_NAME_BYTES: usize = 128;
 /// Deciles: enough resolution for PSI without bins that are empty in small live windows.
 pub(crate) const MAX_BINS: usize = 10;
 /// KernelSHAP cost grows with the background size; 100 rows is the usual compromise.
@@ -179,6 +181,13 @@ pub(crate) fn parse_csv(text: &str) -> Result<ParsedCsv, String> {
     let Some((first_no, first)) = lines.next() else {
         return Err("the CSV is empty; expected numeric rows, optionally after a header".into());
     };
+    // Counted before anything is split out, so a huge first line costs no memory.
+    let columns = first.bytes().filter(|&b| b == b',').count() + 1;
+    if columns > MAX_FEATURES {
+        return Err(format!(
+            "line {first_no} has {columns} columns; at most {MAX_FEATURES} features are supported"
+        ));
+    }
     let first_cells: Vec<&str> = first.split(',').map(str::trim).collect();
     let width = first_cells.len();
     let is_header = first_cells.iter().any(|c| c.parse::<f64>().is_err());
@@ -188,6 +197,14 @@ pub(crate) fn parse_csv(text: &str) -> Result<ParsedCsv, String> {
         for (c, cell) in first_cells.iter().enumerate() {
             let name = cell.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
             let name = name.unwrap_or(cell).trim();
+            if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "line {first_no}: header column {} is not a usable feature name (at most \
+                     {MAX_NAME_BYTES} bytes, no control characters): feature names become \
+                     metric labels",
+                    c + 1
+                ));
+            }
             if name.is_empty() {
                 return Err(format!(
                     "line {first_no}: header column {} has no name; name every column \

@@ -273,6 +273,8 @@ fn run_batches(
             .map(|item| (item.tokens, (item.index, item.request)))
             .unzip();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(&tokens)));
+        // Counted before the answers go out: a client that has its vectors sees its batch.
+        metrics.record_batch(targets.len(), started.elapsed(), waits);
         match run {
             Ok(Ok(vectors)) if vectors.len() == targets.len() => {
                 for ((index, request), vector) in targets.into_iter().zip(vectors) {
@@ -302,7 +304,6 @@ fn run_batches(
                 message: "the embedding engine panicked".into(),
             }),
         }
-        metrics.record_batch(waits.len(), started.elapsed(), waits);
         if done.send(()).is_err() {
             return;
         }

@@ -24,6 +24,8 @@ pub const MAX_SAMPLES: usize = 20_000;
 pub const MAX_EVALUATIONS: usize = 4_000_000;
 /// Background rows used by default (fewer when the reference sample is smaller).
 pub const DEFAULT_BACKGROUND_ROWS: usize = 50;
+/// Explanations running at once per process; more are refused with 503.
+pub(crate) const MAX_CONCURRENT_EXPLANATIONS: usize = 2;
 /// Rows per engine run while evaluating coalitions.
 const CHUNK_ROWS: usize = 8192;
 /// Probabilities are clamped to `[P, 1 - P]` before the logit link.
@@ -122,10 +124,9 @@ pub struct Explanation {
     pub rows: Vec<RowExplanation>,
 }
 
-/// A float output of the model and its columns.
+/// A float output of the model.
 struct Explained {
     name: String,
-    columns: usize,
 }
 
 impl Runtime {
@@ -144,13 +145,23 @@ impl Runtime {
         let explicit_outputs = !req.outputs.is_empty();
         let valid = ValidInferRequest::new(req, &model.record.signature)?;
         let outputs = explained_outputs(model, &valid.outputs, explicit_outputs)?;
-        let rows = layout.rows(&valid.inputs)?;
-        if rows.is_empty() || rows.len() > MAX_EXPLAINED_ROWS {
+        let count = valid
+            .inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(0);
+        if count == 0 || count > MAX_EXPLAINED_ROWS {
             return Err(Error::Unsupported(format!(
-                "explain takes 1 to {MAX_EXPLAINED_ROWS} rows per request, got {}",
-                rows.len()
+                "explain takes 1 to {MAX_EXPLAINED_ROWS} rows per request, got {count}"
             )));
         }
+        // Explanations run the model on millions of rows: a few at a time per process.
+        let _turn = self.explains.clone().try_acquire_owned().map_err(|_| {
+            Error::Busy(format!(
+                "{MAX_CONCURRENT_EXPLANATIONS} explanations are running; retry shortly"
+            ))
+        })?;
+        let rows = layout.rows(&valid.inputs)?;
         let background = background_rows(&monitor.stats, options.background)?;
         let features = layout.width();
         let budget = coalition_budget(features, options.samples)?;
@@ -175,6 +186,7 @@ impl Runtime {
             layout: &layout,
             outputs: &outputs,
             link: options.link,
+            widths: std::sync::OnceLock::new(),
         };
         let base = mean_columns(&evaluator.run_rows(&background).await?);
         let full_values = evaluator.run_rows(&rows).await?;
@@ -195,7 +207,7 @@ impl Runtime {
                 .collect();
             let phi = kernel_shap::solve(&plan, &values, &base, &full);
             explained.push(RowExplanation {
-                outputs: label_columns(&outputs, &full, &base, phi),
+                outputs: label_columns(&outputs, &evaluator.widths()?, &full, &base, phi),
             });
         }
         Ok(Explanation {
@@ -244,16 +256,7 @@ fn explained_outputs(
             }
             continue;
         }
-        let columns = spec
-            .shape
-            .iter()
-            .skip(1)
-            .map(|&d| d.max(1) as usize)
-            .product();
-        outputs.push(Explained {
-            name: name.clone(),
-            columns,
-        });
+        outputs.push(Explained { name: name.clone() });
     }
     if outputs.is_empty() {
         return Err(Error::Unsupported(
@@ -340,13 +343,15 @@ fn mean_columns(rows: &[Vec<f64>]) -> Vec<f64> {
 
 fn label_columns(
     outputs: &[Explained],
+    widths: &[usize],
     full: &[f64],
     base: &[f64],
     phi: Vec<Vec<f64>>,
 ) -> Vec<OutputAttribution> {
     let labels = outputs
         .iter()
-        .flat_map(|o| (0..o.columns).map(move |index| (o.name.clone(), index)));
+        .zip(widths)
+        .flat_map(|(o, &width)| (0..width).map(move |index| (o.name.clone(), index)));
     labels
         .zip(phi)
         .enumerate()
@@ -367,6 +372,9 @@ struct Evaluator<'a> {
     layout: &'a FeatureLayout,
     outputs: &'a [Explained],
     link: Link,
+    /// Columns of each output, as the first run returned them (signatures may leave them
+    /// dynamic); every later run must agree.
+    widths: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl Evaluator<'_> {
@@ -383,7 +391,7 @@ impl Evaluator<'_> {
                 async move {
                     let inputs = self.layout.tensors(&chunk)?;
                     let tensors = self.model.run_tensors(inputs, names).await?;
-                    Ok::<_, Error>(self.columns(chunk.len(), &tensors))
+                    self.columns(chunk.len(), &tensors)
                 }
             })
             .buffered(2)
@@ -392,19 +400,40 @@ impl Evaluator<'_> {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Per row, the explained columns of every output, in output order.
-    fn columns(&self, rows: usize, tensors: &[modelbay_core::Tensor]) -> Vec<Vec<f64>> {
+    /// Per row, the explained columns of every output, in output order, from the shapes the
+    /// model returned.
+    fn columns(&self, rows: usize, tensors: &[modelbay_core::Tensor]) -> Result<Vec<Vec<f64>>> {
+        let mut widths = Vec::with_capacity(tensors.len());
         let mut per_row = vec![Vec::new(); rows];
         for (explained, tensor) in self.outputs.iter().zip(tensors) {
+            let shape = tensor.shape();
+            if shape.first() != Some(&rows) {
+                return Err(Error::Unsupported(format!(
+                    "output '{}' came back with shape {shape:?} for {rows} rows; explanations \
+                     need one output row per input row",
+                    explained.name
+                )));
+            }
+            let width: usize = shape[1..].iter().product();
+            widths.push(width);
             let values = as_f64(tensor.data());
-            for (row, chunk) in per_row
-                .iter_mut()
-                .zip(values.chunks(explained.columns.max(1)))
-            {
+            for (row, chunk) in per_row.iter_mut().zip(values.chunks(width.max(1))) {
                 row.extend(chunk.iter().map(|&v| self.link.apply(v)));
             }
         }
-        per_row
+        if *self.widths.get_or_init(|| widths.clone()) != widths {
+            return Err(Error::Unsupported(
+                "the model's outputs changed width between runs; it cannot be explained".into(),
+            ));
+        }
+        Ok(per_row)
+    }
+
+    fn widths(&self) -> Result<Vec<usize>> {
+        self.widths
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::WorkerLost("explanation ran no evaluation".into()))
     }
 }
 
