@@ -114,19 +114,23 @@ impl SessionPool {
         });
         let label = spec.label;
         let batchable = spec.batchable;
-        for (i, session) in sessions.into_iter().enumerate() {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("engine-{}-{}-{i}", label.0, label.1))
-                .spawn(move || serve(session, &shared, batchable))
-                .map_err(|e| Error::WorkerLost(format!("{}: cannot start thread: {e}", label.0)))?;
-        }
-        Ok(Self {
+        // Built first, so that if a thread cannot start, dropping it stops those that did.
+        let pool = Self {
             shared,
             capacity: spec.queue_capacity.max(1),
             batchable,
             label,
-        })
+        };
+        for (i, session) in sessions.into_iter().enumerate() {
+            let shared = pool.shared.clone();
+            std::thread::Builder::new()
+                .name(format!("engine-{}-{}-{i}", pool.label.0, pool.label.1))
+                .spawn(move || serve(session, &shared, batchable))
+                .map_err(|e| {
+                    Error::WorkerLost(format!("{}: cannot start thread: {e}", pool.label.0))
+                })?;
+        }
+        Ok(pool)
     }
 
     /// Runs one request, merged with others when batching is on.
