@@ -6,12 +6,17 @@ from pathlib import Path
 
 
 def start_server(binary, data_dir, *extra):
-    """Starts `modelbay serve` on 127.0.0.1 port 0; returns the process and its host:port."""
+    """Starts `modelbay serve` on 127.0.0.1 port 0 (HTTP and gRPC); returns the process and its
+    HTTP host:port. The gRPC host:port is left in `proc.grpc_address`."""
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
+         "--data-dir", data_dir, *extra],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"},
     )
+    proc.grpc_address = None
     for line in proc.stdout:
+        if line.startswith("modelbay gRPC listening on "):
+            proc.grpc_address = line.strip().rsplit(" ", 1)[1]
         if line.startswith("modelbay listening on http://"):
             return proc, line.strip().rsplit("http://", 1)[1]
     raise RuntimeError("server exited before listening")

@@ -24,6 +24,13 @@ pub struct ServeArgs {
     /// Address to listen on for HTTP [default: 127.0.0.1:8080].
     #[arg(long, env = "MODELBAY_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address to listen on for gRPC (the Open Inference Protocol's GRPCInferenceService)
+    /// [default: 127.0.0.1:8081].
+    #[arg(long, env = "MODELBAY_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Largest gRPC message, received or sent (RESOURCE_EXHAUSTED beyond) [default: 67108864].
+    #[arg(long, env = "MODELBAY_GRPC_MAX_MESSAGE_BYTES")]
+    pub grpc_max_message_bytes: Option<usize>,
     /// Directory of the embedded registry [default: ./modelbay-data].
     #[arg(long, env = "MODELBAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -120,6 +127,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub grpc_listen: SocketAddr,
+    pub grpc_max_message_bytes: usize,
     pub data_dir: PathBuf,
     pub onnxruntime_lib: Option<PathBuf>,
     pub max_request_bytes: usize,
@@ -150,6 +159,14 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            grpc_listen: self
+                .grpc_listen
+                .or(file.grpc_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
+            grpc_max_message_bytes: self
+                .grpc_max_message_bytes
+                .or(file.grpc_max_message_bytes)
+                .unwrap_or(64 << 20),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)

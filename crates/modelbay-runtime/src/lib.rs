@@ -31,7 +31,7 @@ pub use explain::{
 };
 pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
 pub use manager::{LoadedModel, RuntimeOptions};
-pub use metrics::{ConnectionGuard, Metrics, Outcome, RequestLabels};
+pub use metrics::{ConnectionGuard, Metrics, Outcome, RequestLabels, Timed, VersionStatistics};
 pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};
 pub use routing::{Route, PRODUCTION};
 pub use shadow::{OutputAgreement, ShadowReport};

@@ -349,7 +349,7 @@ impl ModelManager {
             .iter()
             .map(|o| o.name.clone())
             .collect();
-        pool.run(request, outputs)
+        pool.warm_up(request, outputs)
             .await
             .map_err(|e| warm_up_failed(&record, e))?;
         // Settings changed while this version loaded reached no pool of it: apply them now.

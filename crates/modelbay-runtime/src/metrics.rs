@@ -141,8 +141,10 @@ impl Metrics {
             request_duration: histogram(
                 "modelbay_request_duration_seconds",
                 "Time from a request's arrival to its response headers (streams: to the first \
-                 byte), by protocol, endpoint and serving model version.",
-                &["protocol", "endpoint", "model", "version", "alias"],
+                 byte), by protocol, endpoint, serving model version and outcome.",
+                &[
+                    "protocol", "endpoint", "model", "version", "alias", "outcome",
+                ],
                 LATENCY_BUCKETS,
             ),
             in_flight: gauge(
@@ -284,7 +286,7 @@ impl Metrics {
             .with_label_values(&[protocol, endpoint, model, version, alias, outcome.as_str()])
             .inc();
         f.request_duration
-            .with_label_values(&[protocol, endpoint, model, version, alias])
+            .with_label_values(&[protocol, endpoint, model, version, alias, outcome.as_str()])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -331,6 +333,62 @@ impl Metrics {
         } else {
             f.load_failures.with_label_values(&labels).inc();
         }
+    }
+
+    /// What the metrics hold for one version, for Triton's model statistics: request counts
+    /// and durations by success, queue and compute time, rows and engine runs.
+    pub fn version_statistics(&self, model: &str, version: u32) -> VersionStatistics {
+        let Some(f) = &self.families else {
+            return VersionStatistics::default();
+        };
+        let version = version.to_string();
+        let mut stats = VersionStatistics::default();
+        let ours = |m: &prometheus::proto::Metric| {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default()
+            };
+            label("model") == model && label("version") == version
+        };
+        let outcome_of = |m: &prometheus::proto::Metric| {
+            m.get_label()
+                .iter()
+                .find(|l| l.name() == "outcome")
+                .map(|l| l.value() == Outcome::Success.as_str())
+        };
+        for family in f.request_duration.collect() {
+            for m in family.get_metric().iter().filter(|m| ours(m)) {
+                let h = m.get_histogram();
+                let into = if outcome_of(m) == Some(true) {
+                    &mut stats.success
+                } else {
+                    &mut stats.failure
+                };
+                into.count += h.get_sample_count();
+                into.seconds += h.get_sample_sum();
+            }
+        }
+        for (vec, into) in [
+            (&f.queue_duration, &mut stats.queue),
+            (&f.compute_duration, &mut stats.compute),
+        ] {
+            for family in vec.collect() {
+                for m in family.get_metric().iter().filter(|m| ours(m)) {
+                    into.count += m.get_histogram().get_sample_count();
+                    into.seconds += m.get_histogram().get_sample_sum();
+                }
+            }
+        }
+        for family in f.batch_size.collect() {
+            for m in family.get_metric().iter().filter(|m| ours(m)) {
+                stats.executions += m.get_histogram().get_sample_count();
+                stats.rows += m.get_histogram().get_sample_sum() as u64;
+            }
+        }
+        stats
     }
 
     /// The text exposition of every family (empty when disabled).
@@ -380,6 +438,30 @@ impl Families {
                 .expect("metric names are unique");
         }
     }
+}
+
+/// A count of observations and their total duration.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timed {
+    pub count: u64,
+    pub seconds: f64,
+}
+
+/// One version's numbers, as the metrics count them (all protocols and aliases together).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VersionStatistics {
+    /// Requests answered successfully, and their latency.
+    pub success: Timed,
+    /// Requests that failed after reaching the version, and their latency.
+    pub failure: Timed,
+    /// Requests' (or embedding inputs') waits before their batch ran.
+    pub queue: Timed,
+    /// Requests' (or embedding inputs') engine time, per batch they ran in.
+    pub compute: Timed,
+    /// Rows (or inputs) run.
+    pub rows: u64,
+    /// Engine runs (batches).
+    pub executions: u64,
 }
 
 /// Decrements the open-connection gauge when the connection closes.

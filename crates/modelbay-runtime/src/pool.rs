@@ -30,6 +30,8 @@ struct Job {
     key: Option<MergeKey>,
     arrived: Instant,
     reply: oneshot::Sender<Result<Vec<Tensor>>>,
+    /// Whether the run counts in the metrics (the warm-up at load does not).
+    counted: bool,
 }
 
 impl Job {
@@ -54,6 +56,7 @@ impl Job {
             key,
             arrived: Instant::now(),
             reply,
+            counted: true,
         }
     }
 }
@@ -139,8 +142,24 @@ impl SessionPool {
         inputs: Vec<Tensor>,
         outputs: Vec<String>,
     ) -> Result<Vec<Tensor>> {
+        self.submit(Job::new(inputs, outputs, oneshot::channel().0), true)
+            .await
+    }
+
+    /// Runs the warm-up inference at load, which the metrics do not count.
+    pub(crate) async fn warm_up(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<Tensor>> {
+        self.submit(Job::new(inputs, outputs, oneshot::channel().0), false)
+            .await
+    }
+
+    async fn submit(&self, mut job: Job, counted: bool) -> Result<Vec<Tensor>> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::new(inputs, outputs, reply);
+        job.reply = reply;
+        job.counted = counted;
         {
             let mut state = self.shared.state.lock();
             if state.queue.len() >= self.capacity {
@@ -301,8 +320,11 @@ fn serve(mut session: Box<dyn TensorSession>, shared: &Shared, batchable: bool) 
         let started = Instant::now();
         let rows = batch.iter().map(|j| j.rows.max(1)).sum();
         let waits: Vec<_> = batch.iter().map(|j| started - j.arrived).collect();
+        let counted = batch.iter().any(|j| j.counted);
         let answers = run_batch(session.as_mut(), batch);
-        shared.metrics.record_batch(rows, started.elapsed(), waits);
+        if counted {
+            shared.metrics.record_batch(rows, started.elapsed(), waits);
+        }
         for (reply, result) in answers {
             let _ = reply.send(result);
         }

@@ -62,6 +62,33 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// gRPC status for each catalogue code. Exhaustive on purpose, like [`http_status`].
+pub fn grpc_code(code: ErrorCode) -> tonic::Code {
+    match code {
+        ErrorCode::InvalidArgument | ErrorCode::UnsupportedFormat => tonic::Code::InvalidArgument,
+        ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::Conflict => tonic::Code::FailedPrecondition,
+        ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
+        // A full queue is transient: gRPC clients retry UNAVAILABLE.
+        ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,
+        ErrorCode::DataCorruption | ErrorCode::Internal => tonic::Code::Internal,
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let (_, code, message, _) = e.public();
+        tonic::Status::new(grpc_code(code), message)
+    }
+}
+
+impl ApiError {
+    /// The catalogue code, for the gRPC layer's metrics.
+    pub(crate) fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
 /// Whether the client should retry after a pause (sent with `Retry-After`).
 fn retry_later(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::Overloaded | ErrorCode::RateLimited)

@@ -5,6 +5,7 @@
 mod body;
 mod connections;
 pub mod error;
+pub mod grpc;
 mod management;
 mod monitoring_api;
 mod observe;

@@ -68,18 +68,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ready,
         log_payloads: settings.log_payloads,
     };
+    let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for gRPC", settings.grpc_listen))?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "modelbay listening");
-    // A line on stdout that scripts and tests can wait for (the port may have been 0).
+    let grpc_address = grpc_listener.local_addr()?;
+    tracing::info!(%address, %grpc_address, data_dir = %settings.data_dir.display(), "modelbay listening");
+    // Lines on stdout that scripts and tests can wait for (the ports may have been 0); the
+    // HTTP line comes last.
+    println!("modelbay gRPC listening on {grpc_address}");
     println!("modelbay listening on http://{address}");
-    let served = modelbay_server::serve(listener, state, shutdown_signal()).await;
+    // One signal stops both servers; each lets its in-flight requests finish.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|&s| s).await;
+    };
+    let grpc = tokio::spawn(modelbay_server::grpc::serve(
+        grpc_listener,
+        state.clone(),
+        modelbay_server::grpc::GrpcOptions {
+            max_message_bytes: settings.grpc_max_message_bytes,
+        },
+        until_stopped(stopped.clone()),
+    ));
+    let served = modelbay_server::serve(listener, state, until_stopped(stopped)).await;
+    let grpc_served = grpc.await?;
     tracing::info!("modelbay stopped");
     // Flushes the spans still buffered for export.
     tokio::task::spawn_blocking(move || drop(telemetry)).await?;
-    served.context("server failed")
+    served.context("server failed")?;
+    grpc_served.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
 }
 
 fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {

@@ -72,6 +72,8 @@ pub fn run_cli(server: &TestServer, args: &[&str]) -> String {
 pub struct TestServer {
     child: Child,
     pub url: String,
+    /// The gRPC endpoint, `http://127.0.0.1:PORT`.
+    pub grpc_url: String,
     pub data_dir: PathBuf,
     _temp: Option<TempDir>,
     pub http: reqwest::Client,
@@ -115,7 +117,14 @@ impl TestServer {
             None => ("warn", Stdio::inherit()),
         };
         let mut child = modelbay()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env("ORT_DYLIB_PATH", onnxruntime_library())
@@ -128,18 +137,23 @@ impl TestServer {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut grpc = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("modelbay gRPC listening on ") {
+                    grpc = format!("http://{address}");
+                }
                 if let Some(url) = line.strip_prefix("modelbay listening on ") {
-                    let _ = tx.send(url.to_owned());
+                    let _ = tx.send((url.to_owned(), grpc.clone()));
                 }
             }
         });
-        let url = rx
+        let (url, grpc_url) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server announced its address within 30s");
         let server = Self {
             child,
             url,
+            grpc_url,
             data_dir: data_dir.to_owned(),
             _temp: None,
             // No idle connections: a server that answers an upload early (413, 400) closes the

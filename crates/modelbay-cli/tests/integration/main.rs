@@ -8,6 +8,7 @@ mod crash;
 mod drift;
 mod embeddings;
 mod explain;
+mod grpc;
 mod inference;
 mod llm;
 mod logs;

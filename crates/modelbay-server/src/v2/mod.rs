@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
-const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
+pub(crate) const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()

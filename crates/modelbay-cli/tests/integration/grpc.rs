@@ -1,0 +1,527 @@
+//! The gRPC face, from a tonic client against the real server: every RPC, both tensor
+//! encodings, streaming with several requests in flight, health, reflection, metrics with
+//! `protocol="grpc"`, and the error catalogue as gRPC codes.
+
+use std::collections::HashMap;
+
+use modelbay_server::grpc::proto::{
+    self,
+    grpc_inference_service_client::GrpcInferenceServiceClient,
+    model_infer_request::{InferInputTensor, InferRequestedOutputTensor},
+    InferTensorContents, ModelInferRequest,
+};
+use serde_json::{json, Value};
+use tonic::{transport::Channel, Code};
+
+use crate::{
+    common::{expected, TestServer},
+    prom::scrape,
+    tensors::{assert_outputs_match, decode, encode},
+};
+
+async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
+    GrpcInferenceServiceClient::connect(server.grpc_url.clone())
+        .await
+        .unwrap()
+}
+
+/// The fixture's v2 JSON inputs as a raw (binary) gRPC request.
+fn raw_request(model: &str, inputs: &[Value]) -> ModelInferRequest {
+    let mut request = ModelInferRequest {
+        model_name: model.into(),
+        ..Default::default()
+    };
+    for input in inputs {
+        let datatype = input["datatype"].as_str().unwrap();
+        request.inputs.push(InferInputTensor {
+            name: input["name"].as_str().unwrap().into(),
+            datatype: datatype.into(),
+            shape: shape(input),
+            ..Default::default()
+        });
+        request
+            .raw_input_contents
+            .push(encode(datatype, input["data"].as_array().unwrap()));
+    }
+    request
+}
+
+fn shape(tensor: &Value) -> Vec<i64> {
+    tensor["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_i64().unwrap())
+        .collect()
+}
+
+/// The breast-cancer inputs as a typed (`contents`) request.
+fn typed_request(model: &str) -> ModelInferRequest {
+    let case = expected("breast_cancer_lr");
+    let input = &case["inputs"][0];
+    ModelInferRequest {
+        model_name: model.into(),
+        id: "typed-1".into(),
+        inputs: vec![InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: shape(input),
+            contents: Some(InferTensorContents {
+                fp32_contents: input["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A response's outputs as v2 JSON values, from raw or typed contents.
+fn outputs_json(response: &proto::ModelInferResponse) -> Vec<Value> {
+    response
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let data: Vec<Value> = match (&o.contents, response.raw_output_contents.get(i)) {
+                (_, Some(raw)) => decode(&o.datatype, raw),
+                (Some(c), None) => match o.datatype.as_str() {
+                    "INT64" => c.int64_contents.iter().map(|v| json!(v)).collect(),
+                    "FP32" => c.fp32_contents.iter().map(|v| json!(v)).collect(),
+                    other => panic!("unexpected typed output {other}"),
+                },
+                (None, None) => panic!("output {} has no data", o.name),
+            };
+            json!({"name": o.name, "datatype": o.datatype, "shape": o.shape, "data": data})
+        })
+        .collect()
+}
+
+async fn server_with_models(extra: &[&str]) -> TestServer {
+    let server = TestServer::start_with(extra).await;
+    for (name, file) in [
+        ("bc", "breast_cancer_lr.onnx"),
+        ("types", "all_types_identity.onnx"),
+        ("bf16", "bf16_identity.onnx"),
+    ] {
+        assert_eq!(server.push(name, file).await.0, 201, "push {name}");
+    }
+    server
+}
+
+#[tokio::test]
+async fn every_rpc_answers_like_the_http_api() {
+    let server = server_with_models(&[]).await;
+    let mut grpc = client(&server).await;
+
+    assert!(
+        grpc.server_live(proto::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    assert!(
+        grpc.server_ready(proto::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let metadata = grpc
+        .server_metadata(proto::ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.name, "modelbay");
+    assert!(metadata.extensions.contains(&"model_repository".to_owned()));
+
+    let ready = |name: &str, version: &str| proto::ModelReadyRequest {
+        name: name.into(),
+        version: version.into(),
+    };
+    assert!(
+        grpc.model_ready(ready("bc", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        grpc.model_ready(ready("bc", "1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let missing = grpc.model_ready(ready("nope", "")).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    let model = grpc
+        .model_metadata(proto::ModelMetadataRequest {
+            name: "bc".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = server.get("/v2/models/bc").await;
+    assert_eq!(model.name, "bc");
+    assert_eq!(model.versions, ["1"]);
+    assert_eq!(model.platform, http["platform"].as_str().unwrap());
+    assert_eq!(model.inputs[0].name, "input");
+    assert_eq!(model.inputs[0].datatype, "FP32");
+    assert_eq!(model.inputs[0].shape, [-1, 30]);
+    assert_eq!(model.outputs.len(), 2);
+
+    let config = grpc
+        .model_config(proto::ModelConfigRequest {
+            name: "bc".into(),
+            version: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(config.name, "bc");
+    assert_eq!(config.max_batch_size, 0);
+    assert_eq!(config.input[0].dims, [-1, 30]);
+    assert_eq!(config.input[0].data_type, proto::DataType::TypeFp32 as i32);
+
+    // Typed contents in, typed contents out; raw in, raw out; both match the fixture.
+    let case = expected("breast_cancer_lr");
+    let want = case["outputs"].as_array().unwrap();
+    let typed = grpc
+        .model_infer(typed_request("bc"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(typed.id, "typed-1");
+    assert_eq!(typed.model_version, "1");
+    assert!(typed.raw_output_contents.is_empty());
+    assert_outputs_match("typed", &outputs_json(&typed), want);
+    let raw = grpc
+        .model_infer(raw_request("bc", case["inputs"].as_array().unwrap()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(raw.raw_output_contents.len(), 2);
+    assert_outputs_match("raw", &outputs_json(&raw), want);
+
+    // Every datatype, raw: FP16, BF16 and BYTES (length-prefixed) included.
+    for fixture in ["all_types_identity", "bf16_identity"] {
+        let case = expected(fixture);
+        let model = if fixture == "bf16_identity" {
+            "bf16"
+        } else {
+            "types"
+        };
+        let answer = grpc
+            .model_infer(raw_request(model, case["inputs"].as_array().unwrap()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_outputs_match(
+            fixture,
+            &outputs_json(&answer),
+            case["outputs"].as_array().unwrap(),
+        );
+    }
+
+    // Requested outputs only; the version as an alias.
+    let (status, _) = server
+        .put_json(
+            "/api/v1/models/bc/aliases/production",
+            &json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut only_label = typed_request("bc");
+    only_label.model_version = "production".into();
+    only_label.outputs = vec![InferRequestedOutputTensor {
+        name: "label".into(),
+        ..Default::default()
+    }];
+    let labels = grpc.model_infer(only_label).await.unwrap().into_inner();
+    assert_eq!(labels.outputs.len(), 1);
+    assert_eq!(labels.outputs[0].name, "label");
+
+    // Repository and statistics.
+    let index = grpc
+        .repository_index(proto::RepositoryIndexRequest {
+            repository_name: String::new(),
+            ready: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let states: HashMap<String, String> = index
+        .models
+        .into_iter()
+        .map(|m| (format!("{}@{}", m.name, m.version), m.state))
+        .collect();
+    assert_eq!(states["bc@1"], "READY");
+    grpc.repository_model_unload(proto::RepositoryModelUnloadRequest {
+        repository_name: String::new(),
+        model_name: "types".into(),
+        parameters: HashMap::new(),
+    })
+    .await
+    .unwrap();
+    let (_, http_index) = server.post_json("/v2/repository/index", &json!({})).await;
+    let types = http_index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "types")
+        .unwrap();
+    assert_eq!(types["state"], "UNAVAILABLE");
+    grpc.repository_model_load(proto::RepositoryModelLoadRequest {
+        repository_name: String::new(),
+        model_name: "types".into(),
+        parameters: HashMap::new(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        grpc.model_ready(ready("types", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+
+    let stats = grpc
+        .model_statistics(proto::ModelStatisticsRequest {
+            name: "bc".into(),
+            version: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .model_stats;
+    assert_eq!(stats.len(), 1);
+    let bc = &stats[0];
+    let inference = bc.inference_stats.unwrap();
+    // Three successful inferences of 5 rows each (typed, raw, label only), one run each.
+    assert_eq!(inference.success.unwrap().count, 3);
+    assert_eq!(bc.execution_count, 3);
+    assert_eq!(bc.inference_count, 15);
+    assert!(inference.compute_infer.unwrap().ns > 0);
+}
+
+#[tokio::test]
+async fn a_stream_answers_every_request_in_order_with_several_in_flight() {
+    let server = server_with_models(&[]).await;
+    let mut grpc = client(&server).await;
+    let case = expected("breast_cancer_lr");
+    let requests: Vec<ModelInferRequest> = (0..12)
+        .map(|i| {
+            let mut request = raw_request("bc", case["inputs"].as_array().unwrap());
+            request.id = format!("req-{i}");
+            if i % 4 == 3 {
+                request.model_name = "nope".into();
+            }
+            request
+        })
+        .collect();
+    let before = scrape(&server).await;
+    let answers: Vec<proto::ModelStreamInferResponse> = {
+        let mut stream = grpc
+            .model_stream_infer(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut answers = Vec::new();
+        while let Some(answer) = stream.message().await.unwrap() {
+            answers.push(answer);
+        }
+        answers
+    };
+    assert_eq!(answers.len(), 12);
+    for (i, answer) in answers.iter().enumerate() {
+        if i % 4 == 3 {
+            assert!(answer.infer_response.is_none());
+            assert!(
+                answer.error_message.contains("nope"),
+                "{}",
+                answer.error_message
+            );
+        } else {
+            let response = answer.infer_response.as_ref().unwrap();
+            assert_eq!(response.id, format!("req-{i}"));
+            assert_outputs_match(
+                "stream",
+                &outputs_json(response),
+                case["outputs"].as_array().unwrap(),
+            );
+        }
+    }
+    let after = scrape(&server).await;
+    let grpc_ok = [
+        ("protocol", "grpc"),
+        ("model", "bc"),
+        ("outcome", "success"),
+    ];
+    let grpc_missing = [
+        ("protocol", "grpc"),
+        ("model", ""),
+        ("outcome", "client_error"),
+    ];
+    let delta = |labels: &[(&str, &str)]| {
+        after.sum("modelbay_requests_total", labels) - before.sum("modelbay_requests_total", labels)
+    };
+    assert_eq!(delta(&grpc_ok), 9.0);
+    assert_eq!(delta(&grpc_missing), 3.0);
+}
+
+#[tokio::test]
+async fn errors_map_to_grpc_codes_with_messages_a_person_can_act_on() {
+    let server = server_with_models(&["--grpc-max-message-bytes", "65536"]).await;
+    let mut grpc = client(&server).await;
+    let case = expected("breast_cancer_lr");
+    let inputs = case["inputs"].as_array().unwrap();
+
+    let mut short_raw = raw_request("bc", inputs);
+    short_raw.raw_input_contents[0].truncate(100);
+    let mut extra_raw = raw_request("bc", inputs);
+    extra_raw.raw_input_contents.push(vec![0; 4]);
+    let mut both = raw_request("bc", inputs);
+    both.inputs[0].contents = Some(InferTensorContents::default());
+    let mut bad_type = raw_request("bc", inputs);
+    bad_type.inputs[0].datatype = "FP128".into();
+    let mut wrong_shape = typed_request("bc");
+    wrong_shape.inputs[0].shape = vec![5, 29];
+    let mut typed_fp16 = raw_request(
+        "bf16",
+        expected("bf16_identity")["inputs"].as_array().unwrap(),
+    );
+    typed_fp16.raw_input_contents.clear();
+    typed_fp16.inputs[0].datatype = "FP16".into();
+    let mut negative = typed_request("bc");
+    negative.inputs[0].shape = vec![-5, 30];
+    let mut both_versions = typed_request("bc@1");
+    both_versions.model_version = "1".into();
+    let mut too_big = typed_request("bc");
+    too_big.inputs[0].shape = vec![600, 30];
+    too_big.inputs[0].contents.as_mut().unwrap().fp32_contents = vec![1.0; 600 * 30];
+
+    let cases = [
+        (typed_request("nope"), Code::NotFound, "nope"),
+        (short_raw, Code::InvalidArgument, "raw_input_contents"),
+        (extra_raw, Code::InvalidArgument, "2 entries for 1 inputs"),
+        (
+            both,
+            Code::InvalidArgument,
+            "both contents and raw_input_contents",
+        ),
+        (bad_type, Code::InvalidArgument, "FP128"),
+        (wrong_shape, Code::InvalidArgument, "shape"),
+        (typed_fp16, Code::InvalidArgument, "raw_input_contents"),
+        (negative, Code::InvalidArgument, "negative"),
+        (both_versions, Code::InvalidArgument, "not both"),
+        // tonic's own check of the message size answers OUT_OF_RANGE.
+        (too_big, Code::OutOfRange, "too large"),
+    ];
+    for (request, code, message) in cases {
+        let status = grpc.model_infer(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(message), "{status:?}");
+    }
+    let archived = {
+        assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
+        let (status, _) = server
+            .post_json("/api/v1/models/bc/versions/1/archive", &json!({}))
+            .await;
+        assert_eq!(status, 200);
+        let mut request = typed_request("bc");
+        request.model_version = "1".into();
+        grpc.model_infer(request).await.unwrap_err()
+    };
+    assert_eq!(archived.code(), Code::FailedPrecondition, "{archived:?}");
+}
+
+#[tokio::test]
+async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
+    let server = server_with_models(&["--workers-per-model", "1", "--queue-capacity", "1"]).await;
+    let (status, _) = server
+        .put_json(
+            "/api/v1/models/bc/batching",
+            &json!({"max_batch_size": 8, "max_queue_delay_microseconds": 1_000_000}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut first = client(&server).await;
+    let waiting = tokio::spawn(async move { first.model_infer(typed_request("bc")).await });
+    let version = [("model", "bc"), ("version", "1")];
+    for _ in 0..200 {
+        if scrape(&server)
+            .await
+            .sum("modelbay_queued_requests", &version)
+            == 1.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let refused = client(&server)
+        .await
+        .model_infer(typed_request("bc"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("capacity"), "{refused:?}");
+    assert!(waiting.await.unwrap().is_ok());
+
+    let channel = Channel::from_shared(server.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "inference.GRPCInferenceService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient, server_reflection_request,
+        server_reflection_response, ServerReflectionRequest,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("not a service list: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"inference.GRPCInferenceService".to_owned()),
+        "{names:?}"
+    );
+}

@@ -1,0 +1,301 @@
+//! `inference.GRPCInferenceService`: every RPC converts its message, calls the same runtime
+//! operation as the HTTP handler, and converts back; errors map to gRPC codes in one place
+//! (`error::grpc_code`).
+
+use std::{pin::Pin, time::Instant};
+
+use futures::{Stream, StreamExt};
+use modelbay_core::{parse_model_ref, ModelName, VersionRef};
+use modelbay_runtime::{Outcome, RequestLabels};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    convert::{decode_request, encode_response},
+    proto::{self, grpc_inference_service_server::GrpcInferenceService},
+};
+use crate::{error::ApiError, AppState};
+
+/// The gRPC face of the runtime.
+pub(crate) struct InferenceService {
+    pub(crate) state: AppState,
+}
+
+/// The model and version a request names: the name may carry `@version` or `@alias`, and the
+/// `version` field takes a number or an alias (empty: the model's default route).
+fn address(name: &str, version: &str) -> Result<(ModelName, VersionRef), ApiError> {
+    let (model, inline) = parse_model_ref(name)?;
+    match (version.is_empty(), inline) {
+        (true, inline) => Ok((model, inline)),
+        (false, VersionRef::Default) => Ok((model, VersionRef::parse(version)?)),
+        (false, _) => Err(ApiError::invalid(
+            "give the version either as name@version or in the version field, not both",
+        )),
+    }
+}
+
+/// How a failed request counts, by the same rule as HTTP: capacity refusals are `rejected`.
+fn outcome(error: &ApiError) -> Outcome {
+    use modelbay_core::ErrorCode;
+    match error.code() {
+        ErrorCode::Overloaded | ErrorCode::RateLimited => Outcome::Rejected,
+        code if crate::error::http_status(code).is_server_error() => Outcome::ServerError,
+        _ => Outcome::ClientError,
+    }
+}
+
+/// Requests of one stream that run at once; answers keep the requests' order.
+const STREAM_IN_FLIGHT: usize = 16;
+
+impl InferenceService {
+    /// Routes, runs and encodes one inference request, and counts it in the metrics with
+    /// `protocol="grpc"`.
+    async fn infer(
+        &self,
+        request: proto::ModelInferRequest,
+    ) -> Result<proto::ModelInferResponse, ApiError> {
+        let started = Instant::now();
+        let mut served: Option<(String, String, String)> = None;
+        let result = async {
+            let (name, version) = address(&request.model_name, &request.model_version)?;
+            let routed = self.state.runtime.route(&name, &version, &|_| None).await?;
+            served = Some((
+                routed.model.record.model.clone(),
+                routed.model.record.version.to_string(),
+                routed.route.alias.clone().unwrap_or_default(),
+            ));
+            let (decoded, encoding) = decode_request(request)?;
+            let response = self.state.runtime.infer(&routed, decoded).await?;
+            Ok::<_, ApiError>(encode_response(response, encoding))
+        }
+        .await;
+        let (model, version, alias) = served.unwrap_or_default();
+        let outcome = match &result {
+            Ok(_) => Outcome::Success,
+            Err(e) => outcome(e),
+        };
+        self.state.runtime.metrics().record_request(
+            RequestLabels {
+                protocol: "grpc",
+                endpoint: "infer",
+                model: &model,
+                version: &version,
+                alias: &alias,
+            },
+            outcome,
+            started.elapsed(),
+        );
+        result
+    }
+}
+
+type InferStream =
+    Pin<Box<dyn Stream<Item = Result<proto::ModelStreamInferResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GrpcInferenceService for InferenceService {
+    async fn server_live(
+        &self,
+        _: Request<proto::ServerLiveRequest>,
+    ) -> Result<Response<proto::ServerLiveResponse>, Status> {
+        Ok(Response::new(proto::ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<proto::ServerReadyRequest>,
+    ) -> Result<Response<proto::ServerReadyResponse>, Status> {
+        Ok(Response::new(proto::ServerReadyResponse {
+            ready: self.state.is_ready(),
+        }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<proto::ModelReadyRequest>,
+    ) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        let request = request.into_inner();
+        let (name, version) = address(&request.name, &request.version)?;
+        // A version that cannot serve is "not ready"; an unknown one is an error, as in HTTP.
+        let ready = match self.state.runtime.ready(&name, &version).await {
+            Ok(_) => true,
+            Err(e) if e.code() == modelbay_core::ErrorCode::NotFound => {
+                return Err(ApiError::from(e).into())
+            }
+            Err(_) => false,
+        };
+        Ok(Response::new(proto::ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<proto::ServerMetadataRequest>,
+    ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
+        Ok(Response::new(proto::ServerMetadataResponse {
+            name: "modelbay".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: crate::v2::EXTENSIONS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<proto::ModelMetadataRequest>,
+    ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        let request = request.into_inner();
+        let (name, version) = address(&request.name, &request.version)?;
+        let meta = self
+            .state
+            .runtime
+            .metadata(&name, &version)
+            .await
+            .map_err(ApiError::from)?;
+        let tensors = |specs: &[modelbay_core::TensorSpec]| {
+            specs
+                .iter()
+                .map(|t| proto::model_metadata_response::TensorMetadata {
+                    name: t.name.clone(),
+                    datatype: t.datatype.as_str().to_owned(),
+                    shape: t.shape.clone(),
+                })
+                .collect()
+        };
+        Ok(Response::new(proto::ModelMetadataResponse {
+            name: meta.name,
+            versions: meta.versions.iter().map(u32::to_string).collect(),
+            platform: meta.platform.to_owned(),
+            inputs: tensors(&meta.signature.inputs),
+            outputs: tensors(&meta.signature.outputs),
+        }))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<proto::ModelInferRequest>,
+    ) -> Result<Response<proto::ModelInferResponse>, Status> {
+        Ok(Response::new(self.infer(request.into_inner()).await?))
+    }
+
+    type ModelStreamInferStream = InferStream;
+
+    /// Each request on the stream is answered on it, in order; a failed request is answered
+    /// with its `error_message` and the stream goes on.
+    async fn model_stream_infer(
+        &self,
+        request: Request<Streaming<proto::ModelInferRequest>>,
+    ) -> Result<Response<InferStream>, Status> {
+        let state = self.state.clone();
+        let answers = request
+            .into_inner()
+            .map(move |request| {
+                let service = InferenceService {
+                    state: state.clone(),
+                };
+                async move {
+                    let request = request?;
+                    Ok(match service.infer(request).await {
+                        Ok(response) => proto::ModelStreamInferResponse {
+                            error_message: String::new(),
+                            infer_response: Some(response),
+                        },
+                        Err(e) => proto::ModelStreamInferResponse {
+                            error_message: tonic::Status::from(e).message().to_owned(),
+                            infer_response: None,
+                        },
+                    })
+                }
+            })
+            .buffered(STREAM_IN_FLIGHT);
+        Ok(Response::new(Box::pin(answers)))
+    }
+
+    async fn model_config(
+        &self,
+        request: Request<proto::ModelConfigRequest>,
+    ) -> Result<Response<proto::ModelConfigResponse>, Status> {
+        let request = request.into_inner();
+        let (name, version) = address(&request.name, &request.version)?;
+        let meta = self
+            .state
+            .runtime
+            .metadata(&name, &version)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(proto::ModelConfigResponse {
+            config: Some(super::config::model_config(&meta)),
+        }))
+    }
+
+    async fn model_statistics(
+        &self,
+        request: Request<proto::ModelStatisticsRequest>,
+    ) -> Result<Response<proto::ModelStatisticsResponse>, Status> {
+        let request = request.into_inner();
+        let stats =
+            super::statistics::collect(&self.state, &request.name, &request.version).await?;
+        Ok(Response::new(proto::ModelStatisticsResponse {
+            model_stats: stats,
+        }))
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<proto::RepositoryIndexRequest>,
+    ) -> Result<Response<proto::RepositoryIndexResponse>, Status> {
+        let ready_only = request.into_inner().ready;
+        let entries = self
+            .state
+            .runtime
+            .repository_index()
+            .await
+            .map_err(ApiError::from)?;
+        let models = entries
+            .into_iter()
+            .filter(|e| !ready_only || e.state == "READY")
+            .map(|e| proto::repository_index_response::ModelIndex {
+                name: e.name,
+                version: e.version,
+                state: e.state.to_owned(),
+                reason: e.reason,
+            })
+            .collect();
+        Ok(Response::new(proto::RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        request: Request<proto::RepositoryModelLoadRequest>,
+    ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
+        let request = request.into_inner();
+        if !request.parameters.is_empty() {
+            return Err(ApiError::invalid(
+                "load parameters (config overrides, files) are not supported: models come from \
+                 the registry",
+            )
+            .into());
+        }
+        let name = ModelName::new(&request.model_name).map_err(ApiError::from)?;
+        self.state
+            .runtime
+            .load_model(&name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(proto::RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        request: Request<proto::RepositoryModelUnloadRequest>,
+    ) -> Result<Response<proto::RepositoryModelUnloadResponse>, Status> {
+        let request = request.into_inner();
+        let name = ModelName::new(&request.model_name).map_err(ApiError::from)?;
+        self.state
+            .runtime
+            .unload_model(&name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(proto::RepositoryModelUnloadResponse {}))
+    }
+}
