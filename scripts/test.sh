@@ -18,12 +18,14 @@ echo "== cargo test" >&2
 cargo test --workspace --locked
 
 VENV="$CACHE/test-venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tritonclient.http, numpy, openai' 2>/dev/null; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tritonclient.http, tritonclient.grpc, numpy, openai' 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'tritonclient[http]==2.73.0' 'numpy<3' 'openai==3.57.0'
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'tritonclient[http,grpc]==2.73.0' 'numpy<3' 'openai==3.57.0'
 fi
 echo "== tritonclient.http against the real server" >&2
 "$VENV/bin/python" tests/tritonclient_check.py "$TARGET/debug/modelbay"
+echo "== tritonclient.grpc against the real server" >&2
+"$VENV/bin/python" tests/tritonclient_grpc_check.py "$TARGET/debug/modelbay"
 echo "== openai client against the real server" >&2
 "$VENV/bin/python" tests/openai_check.py "$TARGET/debug/modelbay"
 echo "== all tests passed" >&2

@@ -129,7 +129,8 @@ def health_and_metadata(client, address):
                       for t in http[kind]]
             check(ours == theirs, f"{name} config {field}: {ours} != {theirs}")
 
-    expect_error(lambda: client.is_model_ready("no-such-model"), grpc.StatusCode.NOT_FOUND, "not found")
+    # As Triton: an unknown model is not ready (no error).
+    check(client.is_model_ready("no-such-model") is False, "unknown model not ready")
     expect_error(lambda: client.get_model_metadata("no-such-model"), grpc.StatusCode.NOT_FOUND, "not found")
     expect_error(lambda: client.get_model_config("no-such-model"), grpc.StatusCode.NOT_FOUND, "not found")
 
@@ -149,6 +150,10 @@ def inference(client):
         result = client.infer(name, inputs)
         check(len(result.get_response().outputs) == len(data["outputs"]), f"{name} default outputs")
         assert_outputs(f"{name} default outputs", result, data["outputs"])
+        # Compressed requests, as tritonclient sends them when asked.
+        for algorithm in ("gzip", "deflate"):
+            result = client.infer(name, inputs, compression_algorithm=algorithm)
+            assert_outputs(f"{name} {algorithm}", result, data["outputs"])
 
     # Output selection.
     data = fixture("breast_cancer_lr")
@@ -198,13 +203,13 @@ def streaming(client):
     received = [answers.get_nowait() for _ in range(answers.qsize())]
     check(len(received) == len(sent), f"{len(received)} answers for {len(sent)} requests")
     good = {r.get_response().id: r for r, e in received if e is None}
-    errors = [e for r, e in received if e is not None]
+    failed = [e for r, e in received if e is not None]
     check(sorted(good) == sorted(i for i, m in sent if m), f"ids: {sorted(good)}")
     for request_id, model in sent:
         if model:
             assert_outputs(f"stream {request_id}", good[request_id], fixture(model)["outputs"])
-    check(len(errors) == 1 and "not found" in errors[0].message() and "no-such-model" in errors[0].message(),
-          f"stream errors: {errors}")
+    check(len(failed) == 1 and "not found" in failed[0].message() and "no-such-model" in failed[0].message(),
+          f"stream errors: {failed}")
     order = ["bad" if e is not None else r.get_response().id for r, e in received]
     check(order == [i for i, _ in sent], f"stream order: {order}")
 

@@ -359,8 +359,17 @@ impl Metrics {
                 .find(|l| l.name() == "outcome")
                 .map(|l| l.value() == Outcome::Success.as_str())
         };
+        let inference = |m: &prometheus::proto::Metric| {
+            !m.get_label()
+                .iter()
+                .any(|l| l.name() == "endpoint" && l.value() == "explain")
+        };
         for family in f.request_duration.collect() {
-            for m in family.get_metric().iter().filter(|m| ours(m)) {
+            for m in family
+                .get_metric()
+                .iter()
+                .filter(|m| ours(m) && inference(m))
+            {
                 let h = m.get_histogram();
                 let into = if outcome_of(m) == Some(true) {
                     &mut stats.success

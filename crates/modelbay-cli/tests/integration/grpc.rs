@@ -159,8 +159,15 @@ async fn every_rpc_answers_like_the_http_api() {
             .into_inner()
             .ready
     );
-    let missing = grpc.model_ready(ready("nope", "")).await.unwrap_err();
-    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    // As Triton: an unknown model is not ready, without an error.
+    assert!(
+        !grpc
+            .model_ready(ready("nope", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
 
     let model = grpc
         .model_metadata(proto::ModelMetadataRequest {
@@ -314,6 +321,28 @@ async fn every_rpc_answers_like_the_http_api() {
     assert_eq!(bc.execution_count, 3);
     assert_eq!(bc.inference_count, 15);
     assert!(inference.compute_infer.unwrap().ns > 0);
+    // Aliases and name@version address statistics as they address inference.
+    for (name, version) in [("bc", "production"), ("bc@1", "")] {
+        let stats = grpc
+            .model_statistics(proto::ModelStatisticsRequest {
+                name: name.into(),
+                version: version.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .model_stats;
+        assert_eq!(stats.len(), 1, "{name} {version}");
+        assert_eq!(stats[0].version, "1");
+    }
+    let unknown = grpc
+        .model_statistics(proto::ModelStatisticsRequest {
+            name: "bc".into(),
+            version: "9".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
 }
 
 #[tokio::test]
@@ -347,7 +376,11 @@ async fn a_stream_answers_every_request_in_order_with_several_in_flight() {
     assert_eq!(answers.len(), 12);
     for (i, answer) in answers.iter().enumerate() {
         if i % 4 == 3 {
-            assert!(answer.infer_response.is_none());
+            // The failed answer names its request.
+            assert_eq!(
+                answer.infer_response.as_ref().unwrap().id,
+                format!("req-{i}")
+            );
             assert!(
                 answer.error_message.contains("nope"),
                 "{}",

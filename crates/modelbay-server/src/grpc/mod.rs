@@ -47,7 +47,10 @@ pub async fn serve(
         service::InferenceService { state },
     )
     .max_decoding_message_size(options.max_message_bytes)
-    .max_encoding_message_size(options.max_message_bytes);
+    .max_encoding_message_size(options.max_message_bytes)
+    // As over HTTP, clients may compress their requests (tritonclient's compression_algorithm).
+    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+    .accept_compressed(tonic::codec::CompressionEncoding::Deflate);
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)

@@ -22,7 +22,7 @@ pub(crate) struct InferenceService {
 
 /// The model and version a request names: the name may carry `@version` or `@alias`, and the
 /// `version` field takes a number or an alias (empty: the model's default route).
-fn address(name: &str, version: &str) -> Result<(ModelName, VersionRef), ApiError> {
+pub(super) fn address(name: &str, version: &str) -> Result<(ModelName, VersionRef), ApiError> {
     let (model, inline) = parse_model_ref(name)?;
     match (version.is_empty(), inline) {
         (true, inline) => Ok((model, inline)),
@@ -115,14 +115,9 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
         let request = request.into_inner();
         let (name, version) = address(&request.name, &request.version)?;
-        // A version that cannot serve is "not ready"; an unknown one is an error, as in HTTP.
-        let ready = match self.state.runtime.ready(&name, &version).await {
-            Ok(_) => true,
-            Err(e) if e.code() == modelbay_core::ErrorCode::NotFound => {
-                return Err(ApiError::from(e).into())
-            }
-            Err(_) => false,
-        };
+        // As Triton: a version that does not exist or cannot serve is "not ready"; only a
+        // malformed name or version is an error.
+        let ready = self.state.runtime.ready(&name, &version).await.is_ok();
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
 
@@ -195,6 +190,13 @@ impl GrpcInferenceService for InferenceService {
                 };
                 async move {
                     let request = request?;
+                    // A failed answer still names its request, so the client can match it.
+                    let failed = proto::ModelInferResponse {
+                        model_name: request.model_name.clone(),
+                        model_version: request.model_version.clone(),
+                        id: request.id.clone(),
+                        ..Default::default()
+                    };
                     Ok(match service.infer(request).await {
                         Ok(response) => proto::ModelStreamInferResponse {
                             error_message: String::new(),
@@ -202,7 +204,7 @@ impl GrpcInferenceService for InferenceService {
                         },
                         Err(e) => proto::ModelStreamInferResponse {
                             error_message: tonic::Status::from(e).message().to_owned(),
-                            infer_response: None,
+                            infer_response: Some(failed),
                         },
                     })
                 }

@@ -1,7 +1,7 @@
 //! Triton's model statistics, read from the same numbers as `/metrics` (all protocols and
 //! aliases of a version together), for every loaded version of a model or of all models.
 
-use modelbay_core::ModelName;
+use modelbay_core::VersionRef;
 use modelbay_runtime::Timed;
 
 use super::proto;
@@ -22,19 +22,38 @@ pub(crate) async fn collect(
     version: &str,
 ) -> Result<Vec<proto::ModelStatistics>, ApiError> {
     let entries = state.runtime.repository_index().await?;
-    if !name.is_empty() {
-        let model = ModelName::new(name)?;
+    // A model name (with `@version`/`@alias`, or a version field) narrows the answer as every
+    // other RPC reads it; a reference to one version resolves to its number.
+    let wanted: Option<(String, Option<String>)> = if name.is_empty() {
+        None
+    } else {
+        let (model, reference) = super::service::address(name, version)?;
+        let number = match reference {
+            VersionRef::Default => None,
+            reference => Some(
+                state
+                    .runtime
+                    .metadata(&model, &reference)
+                    .await?
+                    .version
+                    .to_string(),
+            ),
+        };
         if !entries.iter().any(|e| e.name == model.as_str()) {
-            return Err(ApiError::not_found(format!("model '{name}' not found")));
+            return Err(ApiError::not_found(format!("model '{model}' not found")));
         }
-    }
-    let wanted = |e: &&modelbay_runtime::RepositoryEntry| {
-        (name.is_empty() || e.name == name) && (version.is_empty() || e.version == version)
+        Some((model.to_string(), number))
+    };
+    let selected = |e: &&modelbay_runtime::RepositoryEntry| match &wanted {
+        None => true,
+        Some((model, number)) => {
+            e.name == *model && number.as_ref().is_none_or(|n| e.version == *n)
+        }
     };
     let metrics = state.runtime.metrics();
     Ok(entries
         .iter()
-        .filter(wanted)
+        .filter(selected)
         .map(|e| {
             let number = e.version.parse().unwrap_or(0);
             let s = metrics.version_statistics(&e.name, number);
