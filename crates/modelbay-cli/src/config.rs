@@ -28,7 +28,7 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:8081].
     #[arg(long, env = "MODELBAY_GRPC_LISTEN")]
     pub grpc_listen: Option<SocketAddr>,
-    /// Largest gRPC message, received or sent (RESOURCE_EXHAUSTED beyond) [default: 67108864].
+    /// Largest gRPC message, received or sent (OUT_OF_RANGE beyond) [default: 67108864].
     #[arg(long, env = "MODELBAY_GRPC_MAX_MESSAGE_BYTES")]
     pub grpc_max_message_bytes: Option<usize>,
     /// Directory of the embedded registry [default: ./modelbay-data].

@@ -75,9 +75,20 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
     }
 }
 
+/// Longest error message sent in gRPC trailers (clients limit metadata size); the rest is cut.
+const MAX_GRPC_MESSAGE: usize = 1024;
+
 impl From<ApiError> for tonic::Status {
     fn from(e: ApiError) -> Self {
-        let (_, code, message, _) = e.public();
+        let (_, code, mut message, _) = e.public();
+        if message.len() > MAX_GRPC_MESSAGE {
+            let mut end = MAX_GRPC_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         tonic::Status::new(grpc_code(code), message)
     }
 }

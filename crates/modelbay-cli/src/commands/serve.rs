@@ -83,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("modelbay listening on http://{address}");
     // One signal stops both servers; each lets its in-flight requests finish.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_now = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
@@ -90,22 +91,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|&s| s).await;
     };
-    let grpc = tokio::spawn(modelbay_server::grpc::serve(
+    let mut grpc = tokio::spawn(modelbay_server::grpc::serve(
         grpc_listener,
         state.clone(),
         modelbay_server::grpc::GrpcOptions {
             max_message_bytes: settings.grpc_max_message_bytes,
         },
-        until_stopped(stopped.clone()),
+        stopped.clone(),
     ));
-    let served = modelbay_server::serve(listener, state, until_stopped(stopped)).await;
-    let grpc_served = grpc.await?;
+    let http = modelbay_server::serve(listener, state, until_stopped(stopped));
+    // Either server ending (a failure, or the stop signal) stops the other.
+    let (served, grpc_served) = tokio::select! {
+        served = http => {
+            let _ = stop_now.send(true);
+            // Open gRPC streams and health watches get a while to finish, then are cut.
+            let grpc_served = match tokio::time::timeout(GRPC_DRAIN, &mut grpc).await {
+                Ok(joined) => joined.map_err(|e| anyhow::anyhow!("gRPC server task: {e}")),
+                Err(_) => {
+                    tracing::warn!("gRPC connections still open after {GRPC_DRAIN:?}; closing them");
+                    grpc.abort();
+                    Ok(Ok(()))
+                }
+            };
+            (served, grpc_served)
+        }
+        joined = &mut grpc => {
+            tracing::error!("the gRPC server stopped; stopping HTTP too");
+            let _ = stop_now.send(true);
+            (Ok(()), joined.map_err(|e| anyhow::anyhow!("gRPC server task: {e}")))
+        }
+    };
     tracing::info!("modelbay stopped");
     // Flushes the spans still buffered for export.
     tokio::task::spawn_blocking(move || drop(telemetry)).await?;
     served.context("server failed")?;
-    grpc_served.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
+    grpc_served?.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
 }
+
+/// How long open gRPC streams may take to finish after a stop signal.
+const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
     #[allow(unused_mut)]

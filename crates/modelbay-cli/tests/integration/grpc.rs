@@ -493,16 +493,17 @@ async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
     let mut first = client(&server).await;
     let waiting = tokio::spawn(async move { first.model_infer(typed_request("bc")).await });
     let version = [("model", "bc"), ("version", "1")];
+    let mut queued = 0.0;
     for _ in 0..200 {
-        if scrape(&server)
+        queued = scrape(&server)
             .await
-            .sum("modelbay_queued_requests", &version)
-            == 1.0
-        {
+            .sum("modelbay_queued_requests", &version);
+        if queued == 1.0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    assert_eq!(queued, 1.0, "the first request never queued");
     let refused = client(&server)
         .await
         .model_infer(typed_request("bc"))
@@ -518,6 +519,18 @@ async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
         .await
         .unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    // The whole server ("") is serving once startup loading is done, as ServerReady says.
+    let whole = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        whole.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let serving = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: "inference.GRPCInferenceService".into(),
@@ -557,4 +570,141 @@ async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
         names.contains(&"inference.GRPCInferenceService".to_owned()),
         "{names:?}"
     );
+}
+
+/// Sends bytes as they are, to send what no generated client would: a malformed message.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_and_unsupported_options_are_invalid_arguments() {
+    let server = server_with_models(&[]).await;
+    let channel = Channel::from_shared(server.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    // Field 1 (model_name) claims 100 bytes and the message ends after 3.
+    let status = raw
+        .unary(
+            tonic::Request::new(vec![0x0a, 100, b'b', b'c', b'x']),
+            "/inference.GRPCInferenceService/ModelInfer"
+                .parse()
+                .unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("malformed"), "{status:?}");
+
+    let mut grpc = client(&server).await;
+    let mut classify = typed_request("bc");
+    classify.outputs = vec![InferRequestedOutputTensor {
+        name: "probabilities".into(),
+        parameters: HashMap::from([(
+            "classification".to_owned(),
+            proto::InferParameter {
+                parameter_choice: Some(proto::infer_parameter::ParameterChoice::Int64Param(2)),
+            },
+        )]),
+    }];
+    let status = grpc.model_infer(classify).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("classification"), "{status:?}");
+    // Data in the wrong typed field: the message names the right one.
+    let mut misplaced = typed_request("bc");
+    let contents = misplaced.inputs[0].contents.as_mut().unwrap();
+    contents.fp64_contents = contents
+        .fp32_contents
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    contents.fp32_contents.clear();
+    let status = grpc.model_infer(misplaced).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("contents.fp32_contents"),
+        "{status:?}"
+    );
+    // A long name is cut in the error, so it fits in the trailers.
+    let status = grpc
+        .model_infer(typed_request(&"x".repeat(20_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().len() <= 1100, "{}", status.message().len());
+}
+
+#[tokio::test]
+async fn a_stop_signal_ends_open_streams_and_the_server_exits() {
+    let mut server = server_with_models(&[]).await;
+    let mut grpc = client(&server).await;
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let mut answers = grpc
+        .model_stream_infer(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .unwrap()
+        .into_inner();
+    requests.send(typed_request("bc")).await.unwrap();
+    let first = answers.message().await.unwrap().unwrap();
+    assert!(first.error_message.is_empty(), "{}", first.error_message);
+    // The client keeps its stream open; the server is told to stop.
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?} to stop with a stream open",
+        started.elapsed()
+    );
+    // The stream ended (cleanly or with the connection).
+    assert!(!matches!(answers.message().await, Ok(Some(_))));
+    drop(requests);
 }

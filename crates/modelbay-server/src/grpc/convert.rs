@@ -40,7 +40,20 @@ pub(crate) fn decode_request(
             decode_input(input, contents)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = request.outputs.into_iter().map(|o| o.name).collect();
+    let outputs = request
+        .outputs
+        .into_iter()
+        .map(|o| {
+            if o.parameters.contains_key("classification") {
+                return Err(ApiError::invalid(format!(
+                    "output '{}' asks for classification, which is not supported; request the \
+                     scores and take the top classes on the client",
+                    o.name
+                )));
+            }
+            Ok(o.name)
+        })
+        .collect::<Result<_, _>>()?;
     let id = Some(request.id).filter(|id| !id.is_empty());
     let encoding = if raw { Encoding::Raw } else { Encoding::Typed };
     Ok((
@@ -73,7 +86,7 @@ fn decode_input(input: InferInputTensor, raw: Option<Vec<u8>>) -> Result<Tensor,
             TensorData::from_raw(datatype, &bytes, count)
                 .map_err(|e| ApiError::invalid(format!("input '{name}' raw_input_contents: {e}")))?
         }
-        None => typed(&name, datatype, input.contents.unwrap_or_default())?,
+        None => typed(&name, datatype, count, input.contents.unwrap_or_default())?,
     };
     Ok(Tensor::new(name, shape, data)?)
 }
@@ -97,7 +110,39 @@ fn narrow<T: TryFrom<i64>>(
         .collect()
 }
 
-fn typed(name: &str, datatype: DataType, c: InferTensorContents) -> Result<TensorData, ApiError> {
+/// The typed field a datatype travels in, and how many elements it holds.
+fn field_of(datatype: DataType, c: &InferTensorContents) -> (&'static str, usize) {
+    match datatype {
+        DataType::Bool => ("bool_contents", c.bool_contents.len()),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => {
+            ("int_contents", c.int_contents.len())
+        }
+        DataType::Int64 => ("int64_contents", c.int64_contents.len()),
+        DataType::Uint8 | DataType::Uint16 | DataType::Uint32 => {
+            ("uint_contents", c.uint_contents.len())
+        }
+        DataType::Uint64 => ("uint64_contents", c.uint64_contents.len()),
+        DataType::Fp32 => ("fp32_contents", c.fp32_contents.len()),
+        DataType::Fp64 => ("fp64_contents", c.fp64_contents.len()),
+        DataType::Bytes => ("bytes_contents", c.bytes_contents.len()),
+        DataType::Fp16 | DataType::Bf16 => ("raw_input_contents", 0),
+    }
+}
+
+fn typed(
+    name: &str,
+    datatype: DataType,
+    count: usize,
+    c: InferTensorContents,
+) -> Result<TensorData, ApiError> {
+    // Checked before anything is converted, so a short shape cannot make a long field costly.
+    let (field, given) = field_of(datatype, &c);
+    if given != count && !matches!(datatype, DataType::Fp16 | DataType::Bf16) {
+        return Err(ApiError::invalid(format!(
+            "input '{name}' ({datatype}) has {given} values in contents.{field} but its shape \
+             needs {count}; send {datatype} data in contents.{field} or in raw_input_contents"
+        )));
+    }
     let ints = |v: Vec<i32>| v.into_iter().map(i64::from).collect::<Vec<_>>();
     let uints = |v: Vec<u32>| v.into_iter().map(i64::from).collect::<Vec<_>>();
     Ok(match datatype {

@@ -2,6 +2,7 @@
 //! Triton additions clients use), the standard `grpc.health.v1` service and server reflection,
 //! on a port of its own. The RPCs call the same runtime operations as the HTTP handlers.
 
+pub mod codec;
 mod config;
 mod convert;
 mod service;
@@ -28,30 +29,72 @@ pub struct GrpcOptions {
     pub max_message_bytes: usize,
 }
 
-/// Serves gRPC on `listener` until `shutdown` completes.
+/// Streams (concurrent RPCs) one connection may hold.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+type Inference =
+    proto::grpc_inference_service_server::GrpcInferenceServiceServer<service::InferenceService>;
+
+/// Keeps `grpc.health.v1` in step with the server: NOT_SERVING (the whole server, `""`, and the
+/// inference service) until startup loading is done, SERVING then, NOT_SERVING once stopping.
+async fn follow_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    state: AppState,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    let set = |status: ServingStatus| {
+        let reporter = reporter.clone();
+        async move {
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status(<Inference as tonic::server::NamedService>::NAME, status)
+                .await;
+        }
+    };
+    set(ServingStatus::NotServing).await;
+    while !state.is_ready() && !*stopping.borrow() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !*stopping.borrow() {
+        set(ServingStatus::Serving).await;
+    }
+    let _ = stopping.wait_for(|&stop| stop).await;
+    set(ServingStatus::NotServing).await;
+}
+
+/// Serves gRPC on `listener` until `stopping` turns true; open streams then end after the
+/// requests already received are answered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     options: GrpcOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ApiError> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<proto::grpc_inference_service_server::GrpcInferenceServiceServer<service::InferenceService>>()
-        .await;
+    tokio::spawn(follow_readiness(reporter, state.clone(), stopping.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reflection: {e}")))?;
-    let inference = proto::grpc_inference_service_server::GrpcInferenceServiceServer::new(
-        service::InferenceService { state },
-    )
+    let inference = Inference::new(service::InferenceService {
+        state,
+        stopping: stopping.clone(),
+    })
     .max_decoding_message_size(options.max_message_bytes)
     .max_encoding_message_size(options.max_message_bytes)
     // As over HTTP, clients may compress their requests (tritonclient's compression_algorithm).
     .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
     .accept_compressed(tonic::codec::CompressionEncoding::Deflate);
+    let mut stopped = stopping;
+    let shutdown = async move {
+        let _ = stopped.wait_for(|&stop| stop).await;
+    };
     tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        // Connections to peers that vanished are noticed and closed.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)
         .add_service(inference)

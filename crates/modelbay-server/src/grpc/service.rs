@@ -18,6 +18,17 @@ use crate::{error::ApiError, AppState};
 /// The gRPC face of the runtime.
 pub(crate) struct InferenceService {
     pub(crate) state: AppState,
+    /// Turns true when the server stops: open streams then stop reading requests.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Request metadata as the router's header lookup (sticky routing reads it).
+fn lookup(metadata: &tonic::metadata::MetadataMap) -> impl Fn(&str) -> Option<Vec<u8>> + Sync + '_ {
+    move |key: &str| {
+        metadata
+            .get(key.to_ascii_lowercase().as_str())
+            .map(|v| v.as_bytes().to_vec())
+    }
 }
 
 /// The model and version a request names: the name may carry `@version` or `@alias`, and the
@@ -52,12 +63,17 @@ impl InferenceService {
     async fn infer(
         &self,
         request: proto::ModelInferRequest,
+        metadata: &tonic::metadata::MetadataMap,
     ) -> Result<proto::ModelInferResponse, ApiError> {
         let started = Instant::now();
         let mut served: Option<(String, String, String)> = None;
         let result = async {
             let (name, version) = address(&request.model_name, &request.model_version)?;
-            let routed = self.state.runtime.route(&name, &version, &|_| None).await?;
+            let routed = self
+                .state
+                .runtime
+                .route(&name, &version, &lookup(metadata))
+                .await?;
             served = Some((
                 routed.model.record.model.clone(),
                 routed.model.record.version.to_string(),
@@ -170,7 +186,10 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
-        Ok(Response::new(self.infer(request.into_inner()).await?))
+        let metadata = request.metadata().clone();
+        Ok(Response::new(
+            self.infer(request.into_inner(), &metadata).await?,
+        ))
     }
 
     type ModelStreamInferStream = InferStream;
@@ -182,12 +201,23 @@ impl GrpcInferenceService for InferenceService {
         request: Request<Streaming<proto::ModelInferRequest>>,
     ) -> Result<Response<InferStream>, Status> {
         let state = self.state.clone();
+        let stopping = self.stopping.clone();
+        // The stream's metadata (e.g. a sticky-routing header) applies to all its requests.
+        let metadata = std::sync::Arc::new(request.metadata().clone());
+        let mut stop = self.stopping.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|&s| s).await;
+        };
         let answers = request
             .into_inner()
+            // When the server stops, the stream stops reading; what was read is answered.
+            .take_until(stopped)
             .map(move |request| {
                 let service = InferenceService {
                     state: state.clone(),
+                    stopping: stopping.clone(),
                 };
+                let metadata = metadata.clone();
                 async move {
                     let request = request?;
                     // A failed answer still names its request, so the client can match it.
@@ -197,7 +227,7 @@ impl GrpcInferenceService for InferenceService {
                         id: request.id.clone(),
                         ..Default::default()
                     };
-                    Ok(match service.infer(request).await {
+                    Ok(match service.infer(request, &metadata).await {
                         Ok(response) => proto::ModelStreamInferResponse {
                             error_message: String::new(),
                             infer_response: Some(response),
