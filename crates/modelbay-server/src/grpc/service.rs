@@ -58,6 +58,16 @@ fn outcome(error: &ApiError) -> Outcome {
 const STREAM_IN_FLIGHT: usize = 16;
 
 impl InferenceService {
+    /// The metadata of the version a name and version field point at.
+    async fn metadata(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<modelbay_runtime::ModelMetadata, ApiError> {
+        let (name, version) = address(name, version)?;
+        Ok(self.state.runtime.metadata(&name, &version).await?)
+    }
+
     /// Routes, runs and encodes one inference request, and counts it in the metrics with
     /// `protocol="grpc"`.
     async fn infer(
@@ -156,13 +166,7 @@ impl GrpcInferenceService for InferenceService {
         request: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
         let request = request.into_inner();
-        let (name, version) = address(&request.name, &request.version)?;
-        let meta = self
-            .state
-            .runtime
-            .metadata(&name, &version)
-            .await
-            .map_err(ApiError::from)?;
+        let meta = self.metadata(&request.name, &request.version).await?;
         let tensors = |specs: &[modelbay_core::TensorSpec]| {
             specs
                 .iter()
@@ -248,13 +252,7 @@ impl GrpcInferenceService for InferenceService {
         request: Request<proto::ModelConfigRequest>,
     ) -> Result<Response<proto::ModelConfigResponse>, Status> {
         let request = request.into_inner();
-        let (name, version) = address(&request.name, &request.version)?;
-        let meta = self
-            .state
-            .runtime
-            .metadata(&name, &version)
-            .await
-            .map_err(ApiError::from)?;
+        let meta = self.metadata(&request.name, &request.version).await?;
         Ok(Response::new(proto::ModelConfigResponse {
             config: Some(super::config::model_config(&meta)),
         }))
