@@ -99,10 +99,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         stopped.clone(),
     ));
-    let http = modelbay_server::serve(listener, state, until_stopped(stopped));
+    let http = modelbay_server::serve(listener, state, until_stopped(stopped.clone()));
+    tokio::pin!(http);
     // Either server ending (a failure, or the stop signal) stops the other.
     let (served, grpc_served) = tokio::select! {
-        served = http => {
+        served = &mut http => {
             let _ = stop_now.send(true);
             // Open gRPC streams and health watches get a while to finish, then are cut.
             let grpc_served = match tokio::time::timeout(GRPC_DRAIN, &mut grpc).await {
@@ -116,9 +117,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (served, grpc_served)
         }
         joined = &mut grpc => {
-            tracing::error!("the gRPC server stopped; stopping HTTP too");
+            if !*stopped.borrow() {
+                tracing::error!("the gRPC server stopped; stopping HTTP too");
+            }
             let _ = stop_now.send(true);
-            (Ok(()), joined.map_err(|e| anyhow::anyhow!("gRPC server task: {e}")))
+            // HTTP always drains: requests in flight (uploads too) finish.
+            let served = http.await;
+            (served, joined.map_err(|e| anyhow::anyhow!("gRPC server task: {e}")))
         }
     };
     tracing::info!("modelbay stopped");
