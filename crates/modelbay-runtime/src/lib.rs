@@ -27,7 +27,6 @@ pub use embed::{
 pub use error::{Error, Result};
 pub use explain::{
     Background, ExplainOptions, Explanation, Link, OutputAttribution, RowExplanation,
-    DEFAULT_BACKGROUND_ROWS, MAX_EXPLAINED_ROWS,
 };
 pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
 pub use manager::{LoadedModel, RuntimeOptions};

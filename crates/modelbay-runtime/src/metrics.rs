@@ -6,7 +6,7 @@
 //! request costs a few atomic adds, not label lookups. With metrics disabled every handle is a
 //! no-op and nothing is registered.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus::{
     core::Collector, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
@@ -335,69 +335,69 @@ impl Metrics {
         }
     }
 
-    /// What the metrics hold for one version, for Triton's model statistics: request counts
-    /// and durations by success, queue and compute time, rows and engine runs.
-    pub fn version_statistics(&self, model: &str, version: u32) -> VersionStatistics {
-        let Some(f) = &self.families else {
-            return VersionStatistics::default();
-        };
-        let version = version.to_string();
-        let mut stats = VersionStatistics::default();
-        let ours = |m: &prometheus::proto::Metric| {
-            let label = |name: &str| {
-                m.get_label()
-                    .iter()
-                    .find(|l| l.name() == name)
-                    .map(|l| l.value().to_owned())
-                    .unwrap_or_default()
-            };
-            label("model") == model && label("version") == version
-        };
-        let outcome_of = |m: &prometheus::proto::Metric| {
+    /// What the metrics hold for each version, for Triton's model statistics, keyed by (model,
+    /// version): request counts and durations by success, queue and compute time, rows and
+    /// engine runs. Each family is read once, however many versions there are.
+    pub fn version_statistics(&self) -> HashMap<(String, String), VersionStatistics> {
+        use prometheus::proto::{Histogram as Observed, Metric};
+        fn label(m: &Metric, name: &str) -> Option<String> {
             m.get_label()
                 .iter()
-                .find(|l| l.name() == "outcome")
-                .map(|l| l.value() == Outcome::Success.as_str())
-        };
-        let inference = |m: &prometheus::proto::Metric| {
-            !m.get_label()
-                .iter()
-                .any(|l| l.name() == "endpoint" && l.value() == "explain")
+                .find(|l| l.name() == name)
+                .map(|l| l.value().to_owned())
+        }
+        fn key(m: &Metric) -> Option<(String, String)> {
+            Some((label(m, "model")?, label(m, "version")?))
+        }
+        fn add(into: &mut Timed, h: &Observed) {
+            into.count += h.get_sample_count();
+            into.seconds += h.get_sample_sum();
+        }
+        let mut all: HashMap<(String, String), VersionStatistics> = HashMap::new();
+        let Some(f) = &self.families else {
+            return all;
         };
         for family in f.request_duration.collect() {
-            for m in family
-                .get_metric()
-                .iter()
-                .filter(|m| ours(m) && inference(m))
-            {
-                let h = m.get_histogram();
-                let into = if outcome_of(m) == Some(true) {
+            for m in family.get_metric() {
+                // Explanations are not inferences.
+                if label(m, "endpoint").as_deref() == Some("explain") {
+                    continue;
+                }
+                let Some(k) = key(m) else { continue };
+                let stats = all.entry(k).or_default();
+                let into = if label(m, "outcome").as_deref() == Some(Outcome::Success.as_str()) {
                     &mut stats.success
                 } else {
                     &mut stats.failure
                 };
-                into.count += h.get_sample_count();
-                into.seconds += h.get_sample_sum();
+                add(into, m.get_histogram());
             }
         }
-        for (vec, into) in [
-            (&f.queue_duration, &mut stats.queue),
-            (&f.compute_duration, &mut stats.compute),
-        ] {
+        for (vec, queue) in [(&f.queue_duration, true), (&f.compute_duration, false)] {
             for family in vec.collect() {
-                for m in family.get_metric().iter().filter(|m| ours(m)) {
-                    into.count += m.get_histogram().get_sample_count();
-                    into.seconds += m.get_histogram().get_sample_sum();
+                for m in family.get_metric() {
+                    let Some(k) = key(m) else { continue };
+                    let stats = all.entry(k).or_default();
+                    add(
+                        if queue {
+                            &mut stats.queue
+                        } else {
+                            &mut stats.compute
+                        },
+                        m.get_histogram(),
+                    );
                 }
             }
         }
         for family in f.batch_size.collect() {
-            for m in family.get_metric().iter().filter(|m| ours(m)) {
+            for m in family.get_metric() {
+                let Some(k) = key(m) else { continue };
+                let stats = all.entry(k).or_default();
                 stats.executions += m.get_histogram().get_sample_count();
                 stats.rows += m.get_histogram().get_sample_sum() as u64;
             }
         }
-        stats
+        all
     }
 
     /// The text exposition of every family (empty when disabled).

@@ -235,6 +235,15 @@ impl TestServer {
         .await
     }
 
+    /// Points the model's `production` alias at `version`, asserting that it moved.
+    pub async fn promote(&self, model: &str, version: u32) {
+        let path = format!("/api/v1/models/{model}/aliases/production");
+        let (status, body) = self
+            .put_json(&path, &serde_json::json!({ "version": version }))
+            .await;
+        assert_eq!(status, 200, "promote {model} to {version}: {body}");
+    }
+
     /// The ids `GET /v1/models` lists, in order.
     pub async fn openai_model_ids(&self) -> Vec<String> {
         let (status, models) = self.get("/v1/models").await;

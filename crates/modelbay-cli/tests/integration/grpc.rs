@@ -242,13 +242,7 @@ async fn every_rpc_answers_like_the_http_api() {
     }
 
     // Requested outputs only; the version as an alias.
-    let (status, _) = server
-        .put_json(
-            "/api/v1/models/bc/aliases/production",
-            &json!({"version": 1}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.promote("bc", 1).await;
     let mut only_label = typed_request("bc");
     only_label.model_version = "production".into();
     only_label.outputs = vec![InferRequestedOutputTensor {

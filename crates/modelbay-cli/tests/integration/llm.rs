@@ -112,13 +112,7 @@ async fn gguf_push_records_header_details_and_models_lists_aliases() {
     assert_eq!(details["chat_template"], true);
     assert_eq!(details["parameters"], 134_515_008);
 
-    let (status, _) = server
-        .put_json(
-            "/api/v1/models/chat/aliases/production",
-            &json!({ "version": 1 }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.promote("chat", 1).await;
     let (status, models) = server.get("/v1/models").await;
     assert_eq!(status, 200);
     assert_eq!(models["object"], "list");
@@ -667,13 +661,7 @@ async fn bad_requests_get_openai_errors_never_a_5xx() {
 async fn token_metrics_match_the_reported_usage() {
     use crate::prom::scrape;
     let server = llm_server(&[]).await;
-    let (status, _) = server
-        .put_json(
-            "/api/v1/models/chat/aliases/production",
-            &json!({"version": 1}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.promote("chat", 1).await;
     let before = scrape(&server).await;
     let mut prompt = 0.0;
     let mut generated = 0.0;

@@ -37,13 +37,7 @@ async fn post_with_id(
 async fn every_request_is_logged_with_its_id_version_status_and_latency() {
     let server = TestServer::start_logging(&["--log-format", "json"]).await;
     assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
-    let (status, _) = server
-        .put_json(
-            "/api/v1/models/bc/aliases/production",
-            &json!({"version": 1}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.promote("bc", 1).await;
     // A distinctive input value, to show that payloads stay out of the log.
     let mut row = vec![0.0; 30];
     row[0] = 98765.43;

@@ -23,13 +23,7 @@ fn delta(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -
 async fn risk_server(extra: &[&str]) -> TestServer {
     let server = TestServer::start_with(extra).await;
     assert_eq!(server.push("risk", "breast_cancer_lr.onnx").await.0, 201);
-    let (status, body) = server
-        .put_json(
-            "/api/v1/models/risk/aliases/production",
-            &json!({"version": 1}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    server.promote("risk", 1).await;
     server
 }
 

@@ -16,14 +16,14 @@ use crate::{
 };
 
 /// Most rows one explain request may ask about.
-pub const MAX_EXPLAINED_ROWS: usize = 32;
+pub(crate) const MAX_EXPLAINED_ROWS: usize = 32;
 /// Most coalitions (`samples`) per explained row.
-pub const MAX_SAMPLES: usize = 20_000;
+pub(crate) const MAX_SAMPLES: usize = 20_000;
 /// Most model evaluations (coalitions × background rows × explained rows) per request: about
 /// ten seconds of a tree ensemble on two cores.
-pub const MAX_EVALUATIONS: usize = 4_000_000;
+pub(crate) const MAX_EVALUATIONS: usize = 4_000_000;
 /// Background rows used by default (fewer when the reference sample is smaller).
-pub const DEFAULT_BACKGROUND_ROWS: usize = 50;
+pub(crate) const DEFAULT_BACKGROUND_ROWS: usize = 50;
 /// Explanations running at once per process; more are refused with 503.
 pub(crate) const MAX_CONCURRENT_EXPLANATIONS: usize = 2;
 /// Rows per engine run while evaluating coalitions.

@@ -50,13 +50,15 @@ pub(crate) async fn collect(
             e.name == *model && number.as_ref().is_none_or(|n| e.version == *n)
         }
     };
-    let metrics = state.runtime.metrics();
+    let all = state.runtime.metrics().version_statistics();
     Ok(entries
         .iter()
         .filter(selected)
         .map(|e| {
-            let number = e.version.parse().unwrap_or(0);
-            let s = metrics.version_statistics(&e.name, number);
+            let s = all
+                .get(&(e.name.clone(), e.version.clone()))
+                .copied()
+                .unwrap_or_default();
             proto::ModelStatistics {
                 name: e.name.clone(),
                 version: e.version.clone(),
