@@ -20,6 +20,7 @@ from pathlib import Path
 
 import openai
 
+import modelbay_server
 from modelbay_server import push, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +41,11 @@ def main():
         proc, address = start_server(binary, data_dir, "--llm-threads", "2")
         try:
             push(address, "chat", model)
-            client = openai.OpenAI(base_url=f"http://{address}/v1", api_key="unused", max_retries=0)
+            client = openai.OpenAI(base_url=f"http://{address}/v1", api_key=modelbay_server.API_KEY, max_retries=0)
 
             ids = [m.id for m in client.models.list()]
-            check(ids == ["chat"], f"models: {ids}")
+            # The first version is `production`: the model is listed by name and by alias.
+            check(ids == ["chat", "chat@production"], f"models: {ids}")
 
             messages = [{"role": "user", "content": "What is the capital of France?"}]
             chat = client.chat.completions.create(model="chat", messages=messages, max_tokens=24, temperature=0)
@@ -115,7 +117,7 @@ def check_embeddings(binary, address, client):
     subprocess.run([binary, "push", "minilm", folder, "--server", f"http://{address}"],
                    check=True, capture_output=True)
     ids = sorted(m.id for m in client.models.list())
-    check(ids == ["chat", "minilm"], f"models: {ids}")
+    check(ids == ["chat", "chat@production", "minilm", "minilm@production"], f"models: {ids}")
 
     # The client asks for base64 unless told otherwise, and decodes it.
     result = client.embeddings.create(model="minilm", input=reference["sentences"])

@@ -23,7 +23,7 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from modelbay_server import push, start_server
+from modelbay_server import authorized, push, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -66,7 +66,7 @@ def assert_close(name, actual, expected):
 
 
 def run(address):
-    client = httpclient.InferenceServerClient(url=address)
+    client = authorized(httpclient.InferenceServerClient(url=address))
     check(client.is_server_live(), "server live")
     check(client.is_server_ready(), "server ready")
     check("binary_tensor_data" in client.get_server_metadata()["extensions"], "extensions")
@@ -163,7 +163,7 @@ def embeddings(binary, address):
         "MODELBAY_MINILM_REFERENCE", str(ROOT / ".cache/models/minilm-reference.json"))).read_text())
     subprocess.run([binary, "push", "minilm", folder, "--server", f"http://{address}"],
                    check=True, capture_output=True)
-    client = httpclient.InferenceServerClient(address)
+    client = authorized(httpclient.InferenceServerClient(address))
     metadata = client.get_model_metadata("minilm")
     check(metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}], metadata)
     check(metadata["outputs"][0]["shape"] == [-1, 384], metadata)

@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from modelbay_server import push, start_server
+from modelbay_server import authorized, push, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -287,6 +287,7 @@ def main():
                 push(address, model.replace("_", "-"), FIXTURES / f"{model}.onnx")
             push(address, STATS_MODEL, FIXTURES / "diabetes_gbr.onnx")
             with grpcclient.InferenceServerClient(url=proc.grpc_address) as client:
+                authorized(client)
                 health_and_metadata(client, address)
                 inference(client)
                 alias(client, address)

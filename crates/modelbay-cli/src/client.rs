@@ -18,6 +18,12 @@ pub struct ClientArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// API key sent as a bearer token.
+    #[arg(long, env = "MODELBAY_API_KEY", global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// PEM CA certificate to trust for an https server (besides the system's roots).
+    #[arg(long, env = "MODELBAY_CA_CERT", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
@@ -43,6 +49,26 @@ pub async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow:
     serde_json::from_str(&text).context("the server's answer is not the expected JSON")
 }
 
-pub fn http() -> reqwest::Client {
-    reqwest::Client::new()
+impl ClientArgs {
+    /// The HTTP client for the server: the API key on every request, the CA trusted.
+    pub fn http(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(key) = &self.api_key {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                    .context("the API key is not valid header text")?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            let certificate = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder.build().context("cannot build the HTTP client")
+    }
 }

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// payloads can hold personal data, so this is off unless asked for [default: false].
     #[arg(long, env = "MODELBAY_LOG_PAYLOADS", num_args = 0..=1, default_missing_value = "true")]
     pub log_payloads: Option<bool>,
+    /// With --log-payloads: JSON fields (at any depth) and v2 input names whose values are
+    /// logged as "[redacted]", comma-separated; a body that is not JSON is then logged by size
+    /// only.
+    #[arg(long, env = "MODELBAY_REDACT_FIELDS", value_delimiter = ',')]
+    pub redact_fields: Option<Vec<String>>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "MODELBAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -108,10 +113,75 @@ pub struct ServeArgs {
     /// reference data) [default: 10000].
     #[arg(long, env = "MODELBAY_DRIFT_WINDOW")]
     pub drift_window: Option<usize>,
+    /// Require an API key on every request but the health probes (`on`), or serve everyone as
+    /// an administrator (`off`: loopback only, unless --allow-insecure) [default: on].
+    #[arg(long, env = "MODELBAY_AUTH")]
+    pub auth: Option<AuthSetting>,
+    /// Allow `--auth off` on an address other than loopback [default: false].
+    #[arg(long, env = "MODELBAY_ALLOW_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_insecure: Option<bool>,
+    /// File holding the administrator key to accept (e.g. a mounted Kubernetes Secret); without
+    /// it, the first start on an empty registry writes a new key to <data-dir>/admin.key.
+    #[arg(long, env = "MODELBAY_ADMIN_KEY_FILE")]
+    pub admin_key_file: Option<PathBuf>,
+    /// Serve /metrics without a key on this address too (for Prometheus inside a cluster)
+    /// [default: /metrics only on the main listener, with a viewer key].
+    #[arg(long, env = "MODELBAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Requests per second each API key may send, unless the key sets its own [default: no
+    /// limit].
+    #[arg(long, env = "MODELBAY_KEY_REQUESTS_PER_SECOND")]
+    pub key_requests_per_second: Option<f64>,
+    /// Tokens language models may generate per minute for each API key, unless the key sets
+    /// its own [default: no limit].
+    #[arg(long, env = "MODELBAY_KEY_TOKENS_PER_MINUTE")]
+    pub key_tokens_per_minute: Option<u64>,
+    /// Sequences (running or waiting) each API key may have at a language model at once,
+    /// unless the key sets its own [default: a quarter of --llm-max-waiting, at least 1].
+    #[arg(long, env = "MODELBAY_KEY_MAX_SEQUENCES")]
+    pub key_max_sequences: Option<u32>,
+    /// PEM certificate chain: serve HTTP and gRPC over TLS (with --tls-key); reloaded when the
+    /// file changes.
+    #[arg(long, env = "MODELBAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MODELBAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate issued by one (mutual TLS).
+    #[arg(long, env = "MODELBAY_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Seconds a connection may take to send its first request's headers (and finish its TLS
+    /// handshake) [default: 10].
+    #[arg(long, env = "MODELBAY_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a request body may go without sending a byte [default: 30].
+    #[arg(long, env = "MODELBAY_BODY_IDLE_TIMEOUT")]
+    pub body_idle_timeout: Option<u64>,
+    /// Seconds a whole request body may take to arrive (model uploads included) [default: 3600].
+    #[arg(long, env = "MODELBAY_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Connections open at once, per listener [default: 4096].
+    #[arg(long, env = "MODELBAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Concurrent requests on one HTTP/2 or gRPC connection [default: 256].
+    #[arg(long, env = "MODELBAY_MAX_STREAMS_PER_CONNECTION")]
+    pub max_streams_per_connection: Option<u32>,
+    /// Bytes of request bodies the server holds at once, over all requests; beyond it requests
+    /// get 503 with Retry-After [default: 1073741824].
+    #[arg(long, env = "MODELBAY_MAX_INFLIGHT_BYTES")]
+    pub max_inflight_bytes: Option<usize>,
     /// Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318; spans go
     /// to {endpoint}/v1/traces) [default: no export].
     #[arg(long, env = "MODELBAY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Whether API keys are required.
+#[derive(clap::ValueEnum, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthSetting {
+    On,
+    Off,
 }
 
 /// How log lines are written.
@@ -140,10 +210,23 @@ pub struct Settings {
     pub language: LanguageOptions,
     pub embedding: EmbeddingServeOptions,
     pub log_payloads: bool,
+    pub redact_fields: Vec<String>,
     pub log_format: LogFormat,
     pub metrics: bool,
     pub drift_window: usize,
     pub otlp_endpoint: Option<String>,
+    pub auth: AuthSetting,
+    pub allow_insecure: bool,
+    pub admin_key_file: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub key_limits: modelbay_core::KeyLimits,
+    pub tls: Option<modelbay_server::listen::TlsFiles>,
+    pub header_read_timeout: std::time::Duration,
+    pub body_idle_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_streams_per_connection: u32,
+    pub max_inflight_bytes: usize,
 }
 
 impl ServeArgs {
@@ -224,6 +307,14 @@ impl ServeArgs {
                     .unwrap_or(8192),
             },
             log_payloads: self.log_payloads.or(file.log_payloads).unwrap_or(false),
+            redact_fields: self
+                .redact_fields
+                .or(file.redact_fields)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|field| field.trim().to_owned())
+                .filter(|field| !field.is_empty())
+                .collect(),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             metrics: self.metrics.or(file.metrics).unwrap_or(true),
             drift_window: self
@@ -232,7 +323,67 @@ impl ServeArgs {
                 .unwrap_or(10_000)
                 .max(1),
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
+            auth: self.auth.or(file.auth).unwrap_or(AuthSetting::On),
+            allow_insecure: self.allow_insecure.or(file.allow_insecure).unwrap_or(false),
+            admin_key_file: self.admin_key_file.or(file.admin_key_file),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            key_limits: modelbay_core::KeyLimits {
+                requests_per_second: self
+                    .key_requests_per_second
+                    .or(file.key_requests_per_second),
+                tokens_per_minute: self.key_tokens_per_minute.or(file.key_tokens_per_minute),
+                max_sequences: Some(
+                    self.key_max_sequences
+                        .or(file.key_max_sequences)
+                        .unwrap_or_else(|| {
+                            (self.llm_max_waiting.or(file.llm_max_waiting).unwrap_or(64) / 4).max(1)
+                        }),
+                ),
+            },
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+                self.tls_client_ca.or(file.tls_client_ca),
+            ) {
+                (Some(cert), Some(key), client_ca) => Some(modelbay_server::listen::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                _ => anyhow::bail!(
+                    "TLS needs both --tls-cert and --tls-key (and --tls-client-ca only with them)"
+                ),
+            },
+            header_read_timeout: seconds(
+                self.header_read_timeout.or(file.header_read_timeout),
+                10,
+            )?,
+            body_idle_timeout: seconds(self.body_idle_timeout.or(file.body_idle_timeout), 30)?,
+            request_timeout: seconds(self.request_timeout.or(file.request_timeout), 3600)?,
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(4096)
+                .max(1),
+            max_streams_per_connection: self
+                .max_streams_per_connection
+                .or(file.max_streams_per_connection)
+                .unwrap_or(256)
+                .max(1),
+            max_inflight_bytes: self
+                .max_inflight_bytes
+                .or(file.max_inflight_bytes)
+                .unwrap_or(1 << 30),
         })
+    }
+}
+
+/// A timeout in whole seconds, at least one.
+fn seconds(given: Option<u64>, default: u64) -> anyhow::Result<std::time::Duration> {
+    match given.unwrap_or(default) {
+        0 => anyhow::bail!("timeouts are whole seconds, at least 1"),
+        n => Ok(std::time::Duration::from_secs(n)),
     }
 }
 

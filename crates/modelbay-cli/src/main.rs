@@ -41,6 +41,9 @@ enum Command {
     Delete(commands::versioning::VersionArgs),
     /// Show the audit trail of registry changes.
     Audit(commands::versioning::AuditArgs),
+    /// Manage API keys (needs an admin key).
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
             Command::Archive(args) => commands::versioning::archive(args).await,
             Command::Delete(args) => commands::versioning::delete(args).await,
             Command::Audit(args) => commands::versioning::audit(args).await,
+            Command::Keys(command) => commands::keys::run(command).await,
         }
     });
     match result {

@@ -10,13 +10,22 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the registry's current state (409).
     Conflict,
+    /// The request did not arrive in time: a body that stalled or took too long (408).
+    RequestTimeout,
     /// The request body is larger than the configured limit (413).
     PayloadTooLarge,
     /// The artifact's format is not one this server can serve (415).
     UnsupportedFormat,
-    /// The server is at capacity; retry later (503 with `Retry-After`).
+    /// The request carries no valid credentials: no key, a malformed one, or one that is
+    /// unknown, revoked or expired (401).
+    Unauthenticated,
+    /// The caller is known but its role or model scopes do not allow this (403).
+    PermissionDenied,
+    /// The server is at capacity (a shared queue is full); retry later (503 with
+    /// `Retry-After`).
     Overloaded,
-    /// Every slot and queue place of a model is taken; retry later (429 with `Retry-After`).
+    /// This caller is over its own limits (requests per second, tokens per minute, waiting
+    /// sequences); retry later (429 with `Retry-After`).
     RateLimited,
     /// A dependency (engine library, storage) is unavailable (503).
     Unavailable,
@@ -33,8 +42,11 @@ impl ErrorCode {
             Self::InvalidArgument => "invalid_argument",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedFormat => "unsupported_format",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
             Self::Overloaded => "overloaded",
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
@@ -59,6 +71,9 @@ pub enum Error {
     /// A tensor or request does not fit its declared shape, type or the model's signature.
     #[error("{0}")]
     InvalidInput(String),
+    /// The caller's role or model scopes do not allow the operation.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl Error {
@@ -66,6 +81,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidName(_) | Self::InvalidInput(_) => ErrorCode::InvalidArgument,
+            Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! maps its errors onto.
 
 mod batching;
+mod caller;
 mod datatype;
 mod error;
 mod format;
@@ -13,11 +14,15 @@ mod signature;
 mod tensor;
 
 pub use batching::{unbatchable_reason, TensorBatching};
+pub use caller::{Access, Caller, KeyLimits, ModelPattern, Role};
 pub use datatype::DataType;
 pub use error::{Error, ErrorCode, Result};
 pub use format::ModelFormat;
 pub use infer::{InferRequest, InferResponse, ValidInferRequest};
-pub use name::{parse_model_ref, validate_alias, LabelKey, ModelName, VersionRef};
+pub use name::{parse_address, parse_model_ref, validate_alias, LabelKey, ModelName, VersionRef};
 pub use routing::{RoutingPolicy, Target, WeightedTarget};
 pub use signature::{Signature, TensorSpec};
-pub use tensor::{element_count, parse_shape, Tensor, TensorData, MAX_TENSOR_ELEMENTS};
+pub use tensor::{
+    decode_json_data, element_count, parse_shape, JsonDataError, Tensor, TensorData,
+    MAX_TENSOR_ELEMENTS,
+};

@@ -134,6 +134,21 @@ pub fn parse_model_ref(s: &str) -> Result<(ModelName, VersionRef), Error> {
     }
 }
 
+/// Parses a model address as every protocol carries it: the model segment (`name`, `name@3` or
+/// `name@alias`) and, where the protocol has one, a separate version segment (v2's
+/// `versions/{v}`, gRPC's `version` field; `None` or empty when absent). Giving both is
+/// ambiguous.
+pub fn parse_address(model: &str, version: Option<&str>) -> Result<(ModelName, VersionRef), Error> {
+    let (name, inline) = parse_model_ref(model)?;
+    match (version.filter(|v| !v.is_empty()), inline) {
+        (None, inline) => Ok((name, inline)),
+        (Some(v), VersionRef::Default) => Ok((name, VersionRef::parse(v)?)),
+        (Some(_), _) => Err(Error::InvalidName(
+            "give the version either as name@version or in the version segment, not both".into(),
+        )),
+    }
+}
+
 /// Validates an alias name (same rules as model names; it must not be all digits).
 pub fn validate_alias(s: &str) -> Result<(), Error> {
     match VersionRef::parse(s)? {
@@ -200,5 +215,19 @@ mod tests {
         assert_eq!(parse_model_ref("bc").unwrap().1, VersionRef::Default);
         assert!(parse_model_ref("bc@").is_err());
         assert!(parse_model_ref("@1").is_err());
+    }
+
+    #[test]
+    fn addresses_take_the_version_inline_or_in_its_segment_but_not_both() {
+        let parse = |m, v| parse_address(m, v).map(|(n, v)| (n.to_string(), v));
+        assert_eq!(parse("bc", None).unwrap().1, VersionRef::Default);
+        assert_eq!(parse("bc", Some("")).unwrap().1, VersionRef::Default);
+        assert_eq!(parse("bc", Some("2")).unwrap().1, VersionRef::Number(2));
+        assert_eq!(
+            parse("bc@canary", None).unwrap().1,
+            VersionRef::Alias("canary".into())
+        );
+        assert!(parse("bc@1", Some("2")).is_err());
+        assert!(parse("bc", Some("0")).is_err());
     }
 }

@@ -1,6 +1,5 @@
 use half::{bf16, f16};
 use serde::{ser::SerializeSeq, Serialize, Serializer};
-use serde_json::Value;
 
 use crate::{error::invalid, DataType, Error, Result};
 
@@ -49,7 +48,10 @@ macro_rules! with_fixed {
     };
 }
 
+mod json;
 mod rows;
+
+pub use json::{decode_json_data, JsonDataError};
 
 /// Little-endian encoding of one fixed-size element.
 trait LeBytes: Sized + Copy {
@@ -94,23 +96,6 @@ fn encode_fixed<T: LeBytes>(values: &[T], out: &mut Vec<u8>) {
     }
 }
 
-/// Conversion of one JSON value into an element of a given type, with range checks.
-fn json_int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value, dt: DataType, i: usize) -> Result<T> {
-    let converted = match v {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|x| T::try_from(x).ok())
-            .or_else(|| n.as_u64().and_then(|x| T::try_from(x).ok())),
-        _ => None,
-    };
-    converted.ok_or_else(|| invalid!("element {i} ({v}) is not a valid {dt} value"))
-}
-
-fn json_float(v: &Value, dt: DataType, i: usize) -> Result<f64> {
-    v.as_f64()
-        .ok_or_else(|| invalid!("element {i} ({v}) is not a valid {dt} value"))
-}
-
 impl TensorData {
     /// The datatype of these elements.
     pub fn datatype(&self) -> DataType {
@@ -140,69 +125,6 @@ impl TensorData {
     /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Converts already-flattened JSON elements into `dt` values, refusing anything out of range.
-    pub fn from_json(dt: DataType, values: &[&Value]) -> Result<Self> {
-        let it = values.iter().enumerate();
-        Ok(match dt {
-            DataType::Bool => Self::Bool(
-                it.map(|(i, v)| {
-                    v.as_bool().ok_or_else(|| {
-                        invalid!("element {i} ({v}) is not a valid BOOL value (use true or false)")
-                    })
-                })
-                .collect::<Result<_>>()?,
-            ),
-            DataType::Uint8 => {
-                Self::Uint8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Uint16 => {
-                Self::Uint16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Uint32 => {
-                Self::Uint32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Uint64 => {
-                Self::Uint64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Int8 => {
-                Self::Int8(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Int16 => {
-                Self::Int16(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Int32 => {
-                Self::Int32(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Int64 => {
-                Self::Int64(it.map(|(i, v)| json_int(v, dt, i)).collect::<Result<_>>()?)
-            }
-            DataType::Fp16 => Self::Fp16(
-                it.map(|(i, v)| json_float(v, dt, i).map(f16::from_f64))
-                    .collect::<Result<_>>()?,
-            ),
-            DataType::Bf16 => Self::Bf16(
-                it.map(|(i, v)| json_float(v, dt, i).map(bf16::from_f64))
-                    .collect::<Result<_>>()?,
-            ),
-            DataType::Fp32 => Self::Fp32(
-                it.map(|(i, v)| json_float(v, dt, i).map(|x| x as f32))
-                    .collect::<Result<_>>()?,
-            ),
-            DataType::Fp64 => Self::Fp64(
-                it.map(|(i, v)| json_float(v, dt, i))
-                    .collect::<Result<_>>()?,
-            ),
-            DataType::Bytes => Self::Bytes(
-                it.map(|(i, v)| {
-                    v.as_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| {
-                        invalid!("element {i} ({v}) is not a valid BYTES value (use a string)")
-                    })
-                })
-                .collect::<Result<_>>()?,
-            ),
-        })
     }
 
     /// Decodes `count` elements of `dt` from the binary tensor encoding (little-endian; BYTES as
@@ -414,24 +336,6 @@ mod tests {
         assert!(TensorData::from_raw(DataType::Bytes, &[5, 0, 0, 0, b'a'], 1).is_err());
         assert!(TensorData::from_raw(DataType::Bytes, &[1, 0], 1).is_err());
         assert!(TensorData::from_raw(DataType::Bytes, &[1, 0, 0, 0, b'a'], 2).is_err());
-    }
-
-    #[test]
-    fn json_values_are_range_checked() {
-        let v = serde_json::json!([1, 300]);
-        let items: Vec<&Value> = v.as_array().unwrap().iter().collect();
-        let err = TensorData::from_json(DataType::Uint8, &items).unwrap_err();
-        assert!(err.to_string().contains("element 1 (300)"), "{err}");
-        assert!(TensorData::from_json(DataType::Uint16, &items).is_ok());
-        let neg = serde_json::json!([-1]);
-        let items: Vec<&Value> = neg.as_array().unwrap().iter().collect();
-        assert!(TensorData::from_json(DataType::Uint64, &items).is_err());
-        let max = serde_json::json!([18446744073709551615u64]);
-        let items: Vec<&Value> = max.as_array().unwrap().iter().collect();
-        assert_eq!(
-            TensorData::from_json(DataType::Uint64, &items).unwrap(),
-            TensorData::Uint64(vec![u64::MAX])
-        );
     }
 
     #[test]

@@ -39,7 +39,8 @@ impl Error {
             | Self::UnsupportedModel(_)
             | Self::Inference(_)
             | Self::InvalidRequest(_) => ErrorCode::InvalidArgument,
-            Self::QueueFull { .. } => ErrorCode::RateLimited,
+            // A full shared queue is the server's capacity, not this caller's limit: 503.
+            Self::QueueFull { .. } => ErrorCode::Overloaded,
             Self::Generation(_) => ErrorCode::Internal,
         }
     }

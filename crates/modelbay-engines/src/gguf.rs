@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{BufReader, Read, Seek, SeekFrom},
+    io::{BufReader, Cursor, Read, Seek, SeekFrom},
     path::Path,
 };
 
@@ -17,6 +17,12 @@ const MAGIC: &[u8; 4] = b"GGUF";
 const MAX_STRING: u64 = 1 << 20;
 /// Most dimensions a tensor may have (ggml has 4).
 const MAX_DIMS: u32 = 8;
+/// Most metadata entries (real files have a few dozen; a vocabulary is one array entry). The
+/// file's size alone is no bound: each entry kept costs ~10 times the 14 bytes it can take on
+/// disk, so a multi-GiB upload of tiny entries would take tens of GiB of memory.
+const MAX_METADATA: u64 = 1 << 16;
+/// Most bytes of metadata keys and string values kept in memory together.
+const MAX_METADATA_BYTES: usize = 16 << 20;
 
 /// Whether a file starts like a GGUF file.
 pub fn sniff(head: &[u8]) -> bool {
@@ -90,6 +96,15 @@ impl GgufHeader {
         reader.header()
     }
 
+    /// Reads and validates a header from the bytes of a whole (or truncated) GGUF file.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let mut reader = Reader {
+            inner: Cursor::new(bytes),
+            len: bytes.len() as u64,
+        };
+        reader.header()
+    }
+
     /// A string metadata value.
     pub fn string(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(Value::as_str)
@@ -128,12 +143,12 @@ fn invalid(detail: String) -> Error {
     Error::InvalidModel(format!("not a valid GGUF file: {detail}"))
 }
 
-struct Reader {
-    inner: BufReader<File>,
+struct Reader<R> {
+    inner: R,
     len: u64,
 }
 
-impl Reader {
+impl<R: Read + Seek> Reader<R> {
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut buf = [0u8; N];
         self.inner
@@ -194,11 +209,23 @@ impl Reader {
         }
         let tensor_count = self.count("tensor")?;
         let kv_count = self.count("metadata")?;
+        if kv_count > MAX_METADATA {
+            return Err(invalid(format!(
+                "{kv_count} metadata entries are more than the {MAX_METADATA} accepted"
+            )));
+        }
         let mut metadata = BTreeMap::new();
+        let mut kept = 0usize;
         for _ in 0..kv_count {
             let key = self.string()?;
             let kind = self.u32()?;
             let value = self.value(kind, 0)?;
+            kept += key.len() + value.as_str().map_or(0, str::len);
+            if kept > MAX_METADATA_BYTES {
+                return Err(invalid(format!(
+                    "the metadata holds more than {MAX_METADATA_BYTES} bytes of keys and strings"
+                )));
+            }
             metadata.insert(key, value);
         }
         let mut parameters: u64 = 0;
@@ -424,6 +451,39 @@ mod tests {
         }
     }
 
+    /// Every input kept by the fuzzer (`fuzz/corpus/gguf_header`) or that once made it fail
+    /// (`fuzz/artifacts/gguf_header`) is read or refused without a panic, the same way from bytes
+    /// and from a file.
+    #[test]
+    fn fuzz_corpus_and_artifacts_are_read_or_refused() {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut inputs = 0;
+        for dir in ["corpus/gguf_header", "artifacts/gguf_header"] {
+            let Ok(entries) = std::fs::read_dir(fuzz.join(dir)) else {
+                assert!(dir.starts_with("artifacts"), "{dir} is missing");
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap();
+                let parsed = GgufHeader::parse(&bytes);
+                let from_file = read(&bytes);
+                match (&parsed, &from_file) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(a.version, b.version, "{path:?}");
+                        assert_eq!(a.metadata, b.metadata, "{path:?}");
+                        assert_eq!(a.parameters, b.parameters, "{path:?}");
+                        let _ = a.details();
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{path:?}"),
+                    _ => panic!("{path:?}: parse and read disagree"),
+                }
+                inputs += 1;
+            }
+        }
+        assert!(inputs > 0, "the fuzz corpus is empty");
+    }
+
     #[test]
     fn absurd_lengths_are_refused() {
         let mut bytes = sample();
@@ -434,5 +494,35 @@ mod tests {
         let mut bytes = sample();
         bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
         assert!(read(&bytes).unwrap_err().to_string().contains("version 1"));
+    }
+
+    /// A file's size bounds every count, but a big upload of tiny entries must not be kept
+    /// whole: entry counts and the bytes of kept strings have their own caps.
+    #[test]
+    fn metadata_is_bounded_apart_from_the_file_size() {
+        let mut bytes = sample();
+        bytes[16..24].copy_from_slice(&(MAX_METADATA + 1).to_le_bytes());
+        bytes.resize(MAX_METADATA as usize * 2, 0);
+        let err = GgufHeader::parse(&bytes).unwrap_err().to_string();
+        assert!(err.contains("metadata entries"), "{err}");
+
+        let big = "x".repeat(MAX_STRING as usize - 16);
+        let entries = MAX_METADATA_BYTES / big.len() + 1;
+        let mut bytes = Vec::new();
+        bytes.extend(MAGIC);
+        bytes.extend(3u32.to_le_bytes());
+        bytes.extend(0u64.to_le_bytes());
+        bytes.extend((entries as u64).to_le_bytes());
+        for i in 0..entries {
+            kv_string(&mut bytes, &format!("k{i}"), &big);
+        }
+        let err = GgufHeader::parse(&bytes).unwrap_err().to_string();
+        assert!(err.contains("bytes of keys and strings"), "{err}");
+        // One entry fewer fits.
+        bytes[16..24].copy_from_slice(&(entries as u64 - 1).to_le_bytes());
+        assert_eq!(
+            GgufHeader::parse(&bytes).unwrap().metadata.len(),
+            entries - 1
+        );
     }
 }

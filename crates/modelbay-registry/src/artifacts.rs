@@ -144,6 +144,14 @@ impl ArtifactStore {
         Ok(path)
     }
 
+    /// Removes a blob (no version uses it any more).
+    pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
+        match self.store.delete(&blob_path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads a blob and checks it still has the size and digest recorded at push time.
     pub(crate) async fn read_verified(&self, digest: &str, size: u64) -> Result<Bytes> {
         let bytes = match self.store.get(&blob_path(digest)).await {

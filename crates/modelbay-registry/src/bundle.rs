@@ -376,6 +376,50 @@ mod tests {
         }
     }
 
+    /// Every input kept by the fuzzer (`fuzz/corpus/bundle_unpack`) or that once made it fail
+    /// (`fuzz/artifacts/bundle_unpack`) unpacks or is refused without a panic, with the fuzz
+    /// target's limits, and writes nothing outside the destination.
+    #[test]
+    fn fuzz_corpus_and_artifacts_unpack_or_are_refused() {
+        let limits = BundleLimits {
+            max_files: 64,
+            max_depth: 8,
+            max_bytes: 1 << 20,
+        };
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut inputs = 0;
+        for dir in ["corpus/bundle_unpack", "artifacts/bundle_unpack"] {
+            let Ok(entries) = fs::read_dir(fuzz.join(dir)) else {
+                assert!(dir.starts_with("artifacts"), "{dir} is missing");
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let work = tempfile::tempdir().unwrap();
+                let dest = work.path().join("a/out");
+                fs::create_dir(work.path().join("a")).unwrap();
+                if let Ok(files) = unpack(&path, &dest, &limits) {
+                    assert!(!files.is_empty() && files.len() <= limits.max_files);
+                    for file in &files {
+                        assert!(fs::symlink_metadata(dest.join(file)).unwrap().is_file());
+                    }
+                }
+                let outside: Vec<_> = fs::read_dir(work.path())
+                    .unwrap()
+                    .chain(fs::read_dir(work.path().join("a")).unwrap())
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                assert_eq!(
+                    outside,
+                    ["a", "out"],
+                    "{path:?} wrote outside the destination"
+                );
+                inputs += 1;
+            }
+        }
+        assert!(inputs > 0, "the fuzz corpus is empty");
+    }
+
     #[test]
     fn limits_bound_files_and_bytes() {
         let small = BundleLimits {

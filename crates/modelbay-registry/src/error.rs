@@ -11,6 +11,8 @@ pub enum Error {
     VersionNotFound { model: String, version: u32 },
     #[error("model '{model}' has no alias '{alias}'")]
     AliasNotFound { model: String, alias: String },
+    #[error("API key '{0}' not found")]
+    KeyNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("upload is larger than the limit of {limit} bytes")]
@@ -41,9 +43,10 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid(e) => e.code(),
-            Self::ModelNotFound(_) | Self::VersionNotFound { .. } | Self::AliasNotFound { .. } => {
-                ErrorCode::NotFound
-            }
+            Self::ModelNotFound(_)
+            | Self::VersionNotFound { .. }
+            | Self::AliasNotFound { .. }
+            | Self::KeyNotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::EmptyUpload | Self::UploadInterrupted(_) | Self::InvalidBundle(_) => {

@@ -10,6 +10,7 @@ mod artifacts;
 pub mod bundle;
 mod error;
 mod events;
+mod keys;
 mod metadata;
 mod records;
 mod settings;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 pub use error::{Error, Result};
 pub use events::MAX_EVENTS_PAGE;
+pub use keys::{KeyRecord, NewKey};
 pub use records::{AliasRecord, Event, ModelSummary, NewVersion, RoutingSnapshot, VersionRecord};
 pub use staging::StagedArtifact;
 
@@ -38,6 +40,9 @@ pub struct Registry {
     staging_dir: Arc<Path>,
     /// Folder artifacts unpacked for their engines, one directory per digest.
     unpacked_dir: Arc<Path>,
+    /// Held while a blob is published and its version recorded, and while a blob no version
+    /// uses is removed: a push of the same bytes never finds its blob deleted under it.
+    blobs: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -59,6 +64,7 @@ impl Registry {
             artifacts,
             staging_dir: staging_dir.into(),
             unpacked_dir: unpacked_dir.into(),
+            blobs: Arc::default(),
         })
     }
 
@@ -80,6 +86,7 @@ impl Registry {
         staged: &StagedArtifact,
         new: NewVersion,
     ) -> Result<VersionRecord> {
+        let _blobs = self.blobs.lock().await;
         self.artifacts.put_staged(staged).await?;
         self.metadata.insert_version(model, staged, new).await
     }
@@ -195,14 +202,49 @@ impl Registry {
     ) -> Result<()> {
         self.metadata
             .retire_version(model, version, false, actor)
-            .await
+            .await?;
+        Ok(())
     }
 
-    /// Deletes a version's metadata. Refused while referenced. Its number is never reused.
+    /// Deletes a version's metadata, then its blob and unpacked folder when no other version
+    /// is stored as the same bytes. Refused while referenced. Its number is never reused. A
+    /// crash between the two steps leaves only an unused blob, which a push of the same bytes
+    /// reuses.
     pub async fn delete_version(&self, model: &ModelName, version: u32, actor: &str) -> Result<()> {
-        self.metadata
+        let digest = self
+            .metadata
             .retire_version(model, version, true, actor)
-            .await
+            .await?;
+        let _blobs = self.blobs.lock().await;
+        if self.metadata.digest_in_use(&digest).await? {
+            return Ok(());
+        }
+        if let Err(e) = self.artifacts.delete(&digest).await {
+            tracing::warn!(%digest, error = %e, "could not delete an unused blob");
+        }
+        let unpacked = self.unpacked_dir.join(digest.trim_start_matches("sha256:"));
+        if unpacked.is_dir() {
+            if let Err(e) = tokio::fs::remove_dir_all(&unpacked).await {
+                tracing::warn!(%digest, error = %e, "could not delete an unused unpacked folder");
+            }
+        }
+        tracing::info!(%digest, "unused blob deleted");
+        Ok(())
+    }
+
+    /// Every API key, revoked ones too (digests included, for the key cache).
+    pub async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.metadata.keys().await
+    }
+
+    /// Creates an API key (an audited event).
+    pub async fn create_key(&self, new: NewKey, actor: &str) -> Result<KeyRecord> {
+        self.metadata.create_key(new, actor).await
+    }
+
+    /// Revokes an API key (an audited event); it never authenticates again.
+    pub async fn revoke_key(&self, id: &str, actor: &str) -> Result<KeyRecord> {
+        self.metadata.revoke_key(id, actor).await
     }
 
     /// Events after sequence number `since`, oldest first, optionally for one model.

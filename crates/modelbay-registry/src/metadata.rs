@@ -11,6 +11,9 @@ use sqlx::{
 
 use crate::{Error, ModelSummary, NewVersion, Result, StagedArtifact, VersionRecord};
 
+/// The alias a model's first version gets.
+const PRODUCTION: &str = "production";
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const VERSION_COLUMNS: &str = "model, version, digest, size, format, signature, description, \
@@ -103,6 +106,22 @@ impl MetadataStore {
             Some(after),
         )
         .await?;
+        let mut record = record;
+        if version == 1 {
+            // A model's first version is what it serves, as `production`; later pushes serve
+            // only once promoted. In the same transaction: never a first version without it.
+            crate::versioning::write_alias(&mut tx, model, PRODUCTION, 1).await?;
+            crate::events::append(
+                &mut tx,
+                &record.created_by,
+                "alias.set",
+                &record.model,
+                None,
+                Some(serde_json::json!({ "alias": PRODUCTION, "version": 1 })),
+            )
+            .await?;
+            record.aliases.push(PRODUCTION.to_owned());
+        }
         tx.commit().await?;
         Ok(record)
     }

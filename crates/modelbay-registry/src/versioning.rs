@@ -60,7 +60,12 @@ async fn alias_version(tx: &mut Tx<'_>, model: &ModelName, alias: &str) -> Resul
     Ok(version.map(|v| v as u32))
 }
 
-async fn write_alias(tx: &mut Tx<'_>, model: &ModelName, alias: &str, version: u32) -> Result<()> {
+pub(crate) async fn write_alias(
+    tx: &mut Tx<'_>,
+    model: &ModelName,
+    alias: &str,
+    version: u32,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO aliases (model, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (model, alias) DO UPDATE SET version = ?3, updated_at = ?4",
@@ -358,15 +363,16 @@ impl MetadataStore {
         Ok(())
     }
 
-    /// Archives or deletes a version, refused while an alias or the policy references it. The
-    /// blob stays: it is content-addressed and a concurrent push may be reusing it.
+    /// Archives or deletes a version, refused while an alias or the policy references it.
+    /// Returns the version's digest. The blob stays here: it is content-addressed and other
+    /// versions may share it (see `Registry::delete_version`).
     pub(crate) async fn retire_version(
         &self,
         model: &ModelName,
         version: u32,
         delete: bool,
         actor: &str,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let mut tx = begin_write(self, model).await?;
         let digest: Option<String> =
             sqlx::query_scalar("SELECT digest FROM versions WHERE model = ?1 AND version = ?2")
@@ -422,7 +428,17 @@ impl MetadataStore {
         let before = json!({ "version": version, "digest": digest });
         append(&mut tx, actor, kind, model.as_str(), Some(before), None).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(digest)
+    }
+
+    /// Whether any version (of any model, archived or not) is stored as `digest`.
+    pub(crate) async fn digest_in_use(&self, digest: &str) -> Result<bool> {
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM versions WHERE digest = ?1 LIMIT 1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(used.is_some())
     }
 }
 

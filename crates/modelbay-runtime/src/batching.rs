@@ -1,7 +1,7 @@
 //! The tensor dynamic batcher's per-model settings: read, changed (applied at once to the
 //! loaded versions), and reported with whether each loaded version can merge requests.
 
-use modelbay_core::{ModelName, TensorBatching};
+use modelbay_core::{Access, Caller, ModelName, TensorBatching};
 use serde::Serialize;
 
 use crate::{manager::Serving, Error, Result, Runtime};
@@ -28,7 +28,12 @@ pub struct LoadedBatching {
 
 impl Runtime {
     /// The model's batching settings (off when never set).
-    pub async fn batching(&self, model: &ModelName) -> Result<BatchingStatus> {
+    pub async fn batching(&self, caller: &Caller, model: &ModelName) -> Result<BatchingStatus> {
+        caller.authorize(Access::Inspect, model)?;
+        self.batching_status(model).await
+    }
+
+    async fn batching_status(&self, model: &ModelName) -> Result<BatchingStatus> {
         let settings = self.registry.batching(model).await?;
         if settings.is_none() {
             self.registry.versions(model).await?; // 404 for an unknown model
@@ -68,10 +73,11 @@ impl Runtime {
     /// batch continuously).
     pub async fn set_batching(
         &self,
+        caller: &Caller,
         model: &ModelName,
         settings: TensorBatching,
-        actor: &str,
     ) -> Result<BatchingStatus> {
+        caller.authorize(Access::Publish, model)?;
         settings.validate()?;
         let latest = self.registry.latest_version(model).await?;
         if self.engines.is_language(latest.format) || self.engines.is_embedding(latest.format) {
@@ -82,8 +88,10 @@ impl Runtime {
                 latest.format
             )));
         }
-        self.registry.set_batching(model, &settings, actor).await?;
+        self.registry
+            .set_batching(model, &settings, &caller.actor())
+            .await?;
         self.manager.apply_batching(model, &settings);
-        self.batching(model).await
+        self.batching_status(model).await
     }
 }

@@ -57,6 +57,9 @@ pub enum Error {
     /// A bounded kind of work (explanations, reference uploads) is at its limit.
     #[error("{0}")]
     Busy(String),
+    /// The caller is over one of its own limits.
+    #[error("{0}")]
+    RateLimited(String),
     /// The version has no reference data (drift and explanations need it).
     #[error(
         "version {version} of model '{model}' has no reference data; upload it with \
@@ -75,6 +78,7 @@ impl Error {
             Self::Registry(e) => e.code(),
             Self::Engine(e) => e.code(),
             Self::Overloaded { .. } | Self::Busy(_) => ErrorCode::Overloaded,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::UnknownFormat { .. }
             | Self::InvalidMetadata(_)
             | Self::WrongKind(_)

@@ -8,7 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use modelbay_core::{ModelName, VersionRef};
+use modelbay_core::{Access, Caller, ModelName, VersionRef};
 use modelbay_engines::{
     generation::{ChatMessage, GenerationEvent, GenerationJob, SamplingParams, TokenId},
     LanguageModel,
@@ -63,7 +63,12 @@ pub struct ServedModel {
 
 impl Runtime {
     /// Prepares the prompts and queues one sequence per choice on the routed version.
-    pub async fn generate(&self, routed: &Routed, req: GenerationRequest) -> Result<Generation> {
+    pub async fn generate(
+        &self,
+        caller: &Caller,
+        routed: &Routed,
+        req: GenerationRequest,
+    ) -> Result<Generation> {
         let model = routed.model.language_model()?.clone();
         let choices = u32::try_from(req.prompts.len())
             .ok()
@@ -78,6 +83,8 @@ impl Runtime {
             ))
             .into());
         }
+        // The caller's own share of the queue and of generated tokens.
+        let share = self.limits.admit_sequences(caller, choices)?;
         let prompts = req.prompts;
         let tokenizer = model.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -113,7 +120,18 @@ impl Runtime {
         let alias = routed.route.alias.clone().unwrap_or_default();
         routed.model.metrics.record_prompt(&alias, prompt_tokens);
         let in_flight = routed.in_flight.lock().take();
-        let events = timed(received, routed.model.metrics.clone(), alias, in_flight);
+        let charge = Charge {
+            usage: self.limits.clone(),
+            caller: caller.clone(),
+            _share: share,
+        };
+        let events = timed(
+            received,
+            routed.model.metrics.clone(),
+            alias,
+            in_flight,
+            charge,
+        );
         Ok(Generation {
             events,
             prompt_tokens,
@@ -124,9 +142,13 @@ impl Runtime {
     /// Every name that routes to a language or embedding model (what OpenAI clients can use):
     /// the model's name when its default route does, and `name@alias` for each alias that
     /// does.
-    pub async fn served_openai_models(&self) -> Result<Vec<ServedModel>> {
+    pub async fn served_openai_models(&self, caller: &Caller) -> Result<Vec<ServedModel>> {
+        caller.require(Access::Metadata)?;
         let mut served = Vec::new();
         for summary in self.registry.models().await? {
+            if !caller.covers(&summary.name) {
+                continue;
+            }
             let name = ModelName::new(&summary.name)?;
             let versions = self.registry.versions(&name).await?;
             let speaks_openai = |number: u32| {
@@ -166,14 +188,23 @@ fn entry(id: String, versions: &[modelbay_registry::VersionRecord], number: u32)
     }
 }
 
+/// Where a generation's tokens are charged, and the sequences it holds of its caller's share.
+struct Charge {
+    usage: std::sync::Arc<crate::limits::KeyUsage>,
+    caller: Caller,
+    _share: Option<crate::limits::SequenceShare>,
+}
+
 /// Passes generation events on while timing each sequence: time to first text, the mean gap
-/// between its tokens, and its generated tokens, recorded when it ends. Stops (and so cancels
-/// the sequences) when the caller drops its receiver.
+/// between its tokens, and its generated tokens, recorded (and charged to the caller) when it
+/// ends. Stops (and so cancels the sequences) when the caller drops its receiver; the caller's
+/// share of sequences is given back then.
 fn timed(
     mut events: UnboundedReceiver<GenerationEvent>,
     metrics: ModelMetrics,
     alias: String,
     in_flight: Option<crate::metrics::InFlight>,
+    charge: Charge,
 ) -> UnboundedReceiver<GenerationEvent> {
     let (forward, received) = tokio::sync::mpsc::unbounded_channel();
     let queued = Instant::now();
@@ -206,6 +237,9 @@ fn timed(
                         first.map(|f| f - queued),
                         gap,
                     );
+                    charge
+                        .usage
+                        .charge_tokens(&charge.caller, *completion_tokens);
                 }
                 GenerationEvent::Failed { choice, .. } => {
                     first_text.remove(choice);

@@ -9,6 +9,9 @@ mod error;
 mod explain;
 mod features;
 mod generate;
+mod inspect;
+mod keys;
+mod limits;
 mod manager;
 mod metrics;
 mod operations;
@@ -29,6 +32,9 @@ pub use explain::{
     Background, ExplainOptions, Explanation, Link, OutputAttribution, RowExplanation,
 };
 pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
+pub use keys::{
+    CertificateFingerprint, CreatedKey, KeySpec, Rejection, MIN_SECRET_LEN, SECRET_PREFIX,
+};
 pub use manager::{LoadedModel, RuntimeOptions};
 pub use metrics::{ConnectionGuard, Metrics, Outcome, RequestLabels, Timed, VersionStatistics};
 pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};

@@ -44,6 +44,8 @@ pub struct RuntimeOptions {
     pub metrics: Metrics,
     /// Live input rows each version's drift window holds.
     pub drift_window: usize,
+    /// Limits of API keys that set none of their own.
+    pub key_limits: modelbay_core::KeyLimits,
 }
 
 /// A model version that is loaded, warmed up and can serve.

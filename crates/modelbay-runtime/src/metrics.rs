@@ -98,6 +98,8 @@ pub(crate) struct Families {
     pub(crate) drift_psi: prometheus::GaugeVec,
     pub(crate) drift_rows: IntGaugeVec,
     open_connections: IntGauge,
+    limited: IntCounterVec,
+    auth_failures: IntCounterVec,
     /// Scrapes refresh the gauges that are read off the loaded models; one at a time.
     pub(crate) scrape: parking_lot::Mutex<()>,
 }
@@ -251,6 +253,18 @@ impl Metrics {
                 "HTTP connections currently open.",
             )
             .expect("metric definitions are valid"),
+            limited: counter(
+                "modelbay_key_limited_requests_total",
+                "Requests refused with 429 because their API key was over one of its limits, by \
+                 key id and limit (requests_per_second, tokens_per_minute, max_sequences).",
+                &["key_id", "limit"],
+            ),
+            auth_failures: counter(
+                "modelbay_auth_failures_total",
+                "Requests refused with 401, by reason (missing, malformed, unknown, revoked, \
+                 expired).",
+                &["reason"],
+            ),
             scrape: parking_lot::Mutex::new(()),
         };
         families.register_all();
@@ -288,6 +302,20 @@ impl Metrics {
         f.request_duration
             .with_label_values(&[protocol, endpoint, model, version, alias, outcome.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request refused because its key is over `limit`.
+    pub fn record_limited(&self, key_id: &str, limit: &str) {
+        if let Some(f) = &self.families {
+            f.limited.with_label_values(&[key_id, limit]).inc();
+        }
+    }
+
+    /// Counts a request refused for its credentials.
+    pub fn record_auth_failure(&self, reason: &str) {
+        if let Some(f) = &self.families {
+            f.auth_failures.with_label_values(&[reason]).inc();
+        }
     }
 
     /// One more open connection until the returned guard is dropped.
@@ -436,6 +464,8 @@ impl Families {
             Box::new(self.drift_psi.clone()),
             Box::new(self.drift_rows.clone()),
             Box::new(self.open_connections.clone()),
+            Box::new(self.limited.clone()),
+            Box::new(self.auth_failures.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
                 "modelbay",

@@ -5,8 +5,8 @@ use std::{
 };
 
 use modelbay_core::{
-    InferRequest, InferResponse, LabelKey, ModelFormat, ModelName, RoutingPolicy, Signature,
-    Target, ValidInferRequest, VersionRef,
+    Access, Caller, InferRequest, InferResponse, LabelKey, ModelFormat, ModelName, RoutingPolicy,
+    Signature, Target, ValidInferRequest, VersionRef,
 };
 use modelbay_engines::EngineSet;
 use modelbay_registry::{AliasRecord, NewVersion, Registry, StagedArtifact, VersionRecord};
@@ -29,7 +29,9 @@ pub struct PushRequest {
     pub format: Option<ModelFormat>,
     pub description: String,
     pub labels: BTreeMap<String, String>,
-    pub actor: String,
+    /// Point `production` at the new version once it is pushed (the first version of a model
+    /// is `production` anyway).
+    pub promote: bool,
 }
 
 /// What v2 model metadata reports.
@@ -78,14 +80,22 @@ pub struct Runtime {
     changes: Arc<Mutex<HashMap<ModelName, Arc<tokio::sync::Mutex<()>>>>>,
     /// Drift windows of versions with reference data.
     pub(crate) monitors: Arc<crate::drift::Monitors>,
-    /// Permits for explanations running at once.
-    pub(crate) explains: Arc<tokio::sync::Semaphore>,
+    /// Turns for explanations running at once.
+    pub(crate) explains: Arc<crate::explain::ExplainPermits>,
+    /// Every API key, by the digest of its secret.
+    pub(crate) keys: Arc<crate::keys::KeyCache>,
+    /// What each API key has used of its limits.
+    pub(crate) limits: Arc<crate::limits::KeyUsage>,
     /// One reference-data upload at a time (each can hold hundreds of MB while parsed).
     pub(crate) reference_uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runtime {
     pub fn new(registry: Registry, engines: EngineSet, options: RuntimeOptions) -> Self {
+        let limits = Arc::new(crate::limits::KeyUsage::new(
+            options.key_limits,
+            options.metrics.clone(),
+        ));
         let manager = Arc::new(ModelManager::new(
             registry.clone(),
             engines.clone(),
@@ -98,11 +108,16 @@ impl Runtime {
             shadows: Arc::default(),
             changes: Arc::default(),
             monitors: Arc::default(),
-            explains: Arc::new(tokio::sync::Semaphore::new(
-                crate::explain::MAX_CONCURRENT_EXPLANATIONS,
-            )),
+            explains: Arc::default(),
+            keys: Arc::default(),
+            limits,
             reference_uploads: Arc::new(tokio::sync::Semaphore::new(1)),
         }
+    }
+
+    /// Takes one request from the caller's requests-per-second budget (429 beyond).
+    pub fn admit(&self, caller: &Caller) -> Result<()> {
+        self.limits.admit_request(caller)
     }
 
     /// Loads every version an alias or a routing policy references (at startup).
@@ -122,11 +137,6 @@ impl Runtime {
             result?;
         }
         Ok(())
-    }
-
-    /// The registry, for read-only listings.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     async fn change_lock(&self, model: &ModelName) -> tokio::sync::OwnedMutexGuard<()> {
@@ -150,17 +160,46 @@ impl Runtime {
         tokio::spawn(change(self.clone())).await?
     }
 
+    /// Streams an upload for `model` into the registry's staging area (hashed on the way,
+    /// never whole in memory), refusing more than `max_bytes`; the caller is checked before a
+    /// byte is read.
+    pub async fn stage_upload<S, E>(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        body: S,
+        max_bytes: u64,
+    ) -> Result<StagedArtifact>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        caller.authorize(Access::Publish, model)?;
+        Ok(self.registry.stage(body, max_bytes).await?)
+    }
+
     /// Validates a staged upload with its engine (format, signature, non-tensor outputs, a
     /// warm-up inference) and publishes it as the model's next version.
     pub async fn push(
         &self,
+        caller: &Caller,
         model: &ModelName,
         staged: StagedArtifact,
         req: PushRequest,
     ) -> Result<VersionRecord> {
-        let model = model.clone();
-        self.to_completion(move |rt| async move { rt.push_now(&model, staged, req).await })
-            .await
+        caller.authorize(Access::Publish, model)?;
+        let (model, actor) = (model.clone(), caller.actor());
+        self.to_completion(move |rt| async move {
+            let promote = req.promote;
+            let record = rt.push_now(&model, staged, req, actor.clone()).await?;
+            if !promote || record.aliases.iter().any(|a| a == crate::PRODUCTION) {
+                return Ok(record);
+            }
+            rt.promote_now(&model, crate::PRODUCTION, record.version, &actor)
+                .await?;
+            Ok(rt.registry.version(&model, record.version).await?)
+        })
+        .await
     }
 
     /// Points `alias` at `version` with no failed request: the version is loaded and warmed up
@@ -168,12 +207,13 @@ impl Runtime {
     /// longer referenced are drained and unloaded.
     pub async fn promote(
         &self,
+        caller: &Caller,
         model: &ModelName,
         alias: &str,
         version: u32,
-        actor: &str,
     ) -> Result<AliasRecord> {
-        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+        caller.authorize(Access::Publish, model)?;
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), caller.actor());
         self.to_completion(move |rt| async move {
             rt.promote_now(&model, &alias, version, &actor).await
         })
@@ -183,18 +223,25 @@ impl Runtime {
     /// Moves `alias` back to where it pointed before its last move (loaded and warmed first).
     pub async fn rollback(
         &self,
+        caller: &Caller,
         model: &ModelName,
         alias: &str,
-        actor: &str,
     ) -> Result<AliasRecord> {
-        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+        caller.authorize(Access::Publish, model)?;
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), caller.actor());
         self.to_completion(move |rt| async move { rt.rollback_now(&model, &alias, &actor).await })
             .await
     }
 
     /// Removes an alias.
-    pub async fn delete_alias(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
-        let (model, alias, actor) = (model.clone(), alias.to_owned(), actor.to_owned());
+    pub async fn delete_alias(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        alias: &str,
+    ) -> Result<()> {
+        caller.authorize(Access::Publish, model)?;
+        let (model, alias, actor) = (model.clone(), alias.to_owned(), caller.actor());
         self.to_completion(
             move |rt| async move { rt.delete_alias_now(&model, &alias, &actor).await },
         )
@@ -205,11 +252,12 @@ impl Runtime {
     /// before traffic moves.
     pub async fn set_policy(
         &self,
+        caller: &Caller,
         model: &ModelName,
         policy: Option<RoutingPolicy>,
-        actor: &str,
     ) -> Result<()> {
-        let (model, actor) = (model.clone(), actor.to_owned());
+        caller.authorize(Access::Publish, model)?;
+        let (model, actor) = (model.clone(), caller.actor());
         self.to_completion(move |rt| async move { rt.set_policy_now(&model, policy, &actor).await })
             .await
     }
@@ -217,12 +265,13 @@ impl Runtime {
     /// Archives (`delete` false) or deletes a version that nothing references.
     pub async fn retire_version(
         &self,
+        caller: &Caller,
         model: &ModelName,
         version: u32,
         delete: bool,
-        actor: &str,
     ) -> Result<()> {
-        let (model, actor) = (model.clone(), actor.to_owned());
+        caller.authorize(Access::Publish, model)?;
+        let (model, actor) = (model.clone(), caller.actor());
         self.to_completion(move |rt| async move {
             rt.retire_version_now(&model, version, delete, &actor).await
         })
@@ -235,6 +284,7 @@ impl Runtime {
         model: &ModelName,
         staged: StagedArtifact,
         req: PushRequest,
+        actor: String,
     ) -> Result<VersionRecord> {
         let labels = validate_metadata(&req)?;
         let format = match req.format {
@@ -265,20 +315,22 @@ impl Runtime {
                     details,
                     description: req.description,
                     labels,
-                    created_by: req.actor,
+                    created_by: actor,
                 },
             )
             .await?;
         tracing::info!(model = %model, version = record.version, digest = %record.digest, "version pushed");
         let _serialised = self.change_lock(model).await;
-        // With no policy and no `production` alias the newest version takes unpinned traffic:
-        // load it before the switch (read from the registry, not the cache, which must keep
+        // The first version is `production` from its first moment: load it at once. A model
+        // whose `production` alias was removed (and has no policy) serves its newest version:
+        // load that before the switch (read from the registry, not the cache, which must keep
         // routing to the old version meanwhile), then let the version it replaces drain. The
         // push has committed: nothing below may fail it.
         match self.registry.routing_snapshot(model).await {
             Ok(Some(snapshot))
-                if snapshot.policy.is_none()
-                    && !snapshot.aliases.iter().any(|(a, _)| a == crate::PRODUCTION) =>
+                if record.aliases.iter().any(|a| a == crate::PRODUCTION)
+                    || (snapshot.policy.is_none()
+                        && !snapshot.aliases.iter().any(|(a, _)| a == crate::PRODUCTION)) =>
             {
                 if let Err(e) = self.manager.get(model, record.version).await {
                     tracing::error!(model = %model, version = record.version, error = %e, "new default version failed to load");
@@ -320,10 +372,12 @@ impl Runtime {
     /// before decoding a body, so an unknown model is a 404 whatever the body.
     pub async fn route(
         &self,
+        caller: &Caller,
         model: &ModelName,
         version: &VersionRef,
         header: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync),
     ) -> Result<Routed> {
+        caller.authorize(Access::Infer, model)?;
         let (route, loaded) = self.manager.route(model, version, header).await?;
         Ok(Routed {
             route,
@@ -407,7 +461,12 @@ impl Runtime {
     }
 
     /// What the shadow target has done since the routing policy was last set.
-    pub async fn shadow_report(&self, model: &ModelName) -> Result<Option<ShadowReport>> {
+    pub async fn shadow_report(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+    ) -> Result<Option<ShadowReport>> {
+        caller.authorize(Access::Inspect, model)?;
         let routes = self.manager.routes(model).await?;
         let Some(target) = routes.policy.as_ref().and_then(|p| p.shadow.clone()) else {
             return Ok(None);
@@ -435,7 +494,7 @@ impl Runtime {
             .set_alias(model, alias, version, actor)
             .await?;
         self.after_routing_change(model).await;
-        self.alias(model, alias).await
+        self.find_alias(model, alias).await
     }
 
     /// The work of [`Self::rollback`].
@@ -446,7 +505,7 @@ impl Runtime {
         actor: &str,
     ) -> Result<AliasRecord> {
         let _serialised = self.change_lock(model).await;
-        let record = self.alias(model, alias).await?;
+        let record = self.find_alias(model, alias).await?;
         // Preload where the rollback will land: the newest history entry that can serve.
         for &previous in &record.history {
             if previous == record.version {
@@ -464,7 +523,7 @@ impl Runtime {
         }
         self.registry.rollback_alias(model, alias, actor).await?;
         self.after_routing_change(model).await;
-        self.alias(model, alias).await
+        self.find_alias(model, alias).await
     }
 
     /// The work of [`Self::delete_alias`].
@@ -476,7 +535,17 @@ impl Runtime {
     }
 
     /// One alias with its rollback history.
-    pub async fn alias(&self, model: &ModelName, alias: &str) -> Result<AliasRecord> {
+    pub async fn alias(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        alias: &str,
+    ) -> Result<AliasRecord> {
+        caller.authorize(Access::Inspect, model)?;
+        self.find_alias(model, alias).await
+    }
+
+    async fn find_alias(&self, model: &ModelName, alias: &str) -> Result<AliasRecord> {
         self.registry
             .aliases(Some(model))
             .await?
@@ -542,10 +611,14 @@ impl Runtime {
     }
 
     /// Every version of every model, with whether it is loaded (Triton's repository index).
-    pub async fn repository_index(&self) -> Result<Vec<RepositoryEntry>> {
+    pub async fn repository_index(&self, caller: &Caller) -> Result<Vec<RepositoryEntry>> {
+        caller.require(Access::Metadata)?;
         let loaded = self.manager.loaded_versions();
         let mut entries = Vec::new();
         for model in self.registry.models().await? {
+            if !caller.covers(&model.name) {
+                continue;
+            }
             let name = ModelName::new(&model.name)?;
             for v in self.registry.versions(&name).await? {
                 if v.archived {
@@ -568,7 +641,8 @@ impl Runtime {
     }
 
     /// Loads the version(s) that serve the model's traffic (Triton's repository load).
-    pub async fn load_model(&self, model: &ModelName) -> Result<()> {
+    pub async fn load_model(&self, caller: &Caller, model: &ModelName) -> Result<()> {
+        caller.authorize(Access::Publish, model)?;
         self.manager.invalidate(model);
         let routes = self.manager.routes(model).await?;
         for version in routes.referenced(model) {
@@ -579,7 +653,8 @@ impl Runtime {
 
     /// Unloads every loaded version of the model (Triton's repository unload); in-flight
     /// requests finish, and the next request loads it again.
-    pub async fn unload_model(&self, model: &ModelName) -> Result<()> {
+    pub async fn unload_model(&self, caller: &Caller, model: &ModelName) -> Result<()> {
+        caller.authorize(Access::Publish, model)?;
         self.manager.routes(model).await?;
         self.manager.unload(model, &[]);
         Ok(())
@@ -587,7 +662,13 @@ impl Runtime {
 
     /// Loads every version the reference can be served by (each arm of a policy), so that it
     /// is ready; errors say why not. Returns the representative version.
-    pub async fn ready(&self, model: &ModelName, version: &VersionRef) -> Result<u32> {
+    pub async fn ready(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        version: &VersionRef,
+    ) -> Result<u32> {
+        caller.authorize(Access::Metadata, model)?;
         let routes = self.manager.routes(model).await?;
         for number in routes.serving(model, version)? {
             self.manager.get(model, number).await?;
@@ -596,7 +677,13 @@ impl Runtime {
     }
 
     /// Metadata of the version a reference points at.
-    pub async fn metadata(&self, model: &ModelName, version: &VersionRef) -> Result<ModelMetadata> {
+    pub async fn metadata(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        version: &VersionRef,
+    ) -> Result<ModelMetadata> {
+        caller.authorize(Access::Metadata, model)?;
         let number = self
             .manager
             .routes(model)

@@ -15,9 +15,26 @@ use modelbay_registry::bundle::{self, BundleLimits};
 
 use crate::{Error, Result};
 
+/// How long a push's checks (reading the model, its warm-up) may take. A pushed model is
+/// untrusted: one that takes longer is refused (its thread finishes in the background).
+const VALIDATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs a push's blocking check under [`VALIDATION_TIMEOUT`].
+async fn bounded<T: Send + 'static>(
+    check: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::time::timeout(VALIDATION_TIMEOUT, tokio::task::spawn_blocking(check)).await {
+        Ok(joined) => joined?,
+        Err(_) => Err(Error::InvalidMetadata(format!(
+            "the model's checks (reading it and its warm-up inference) took longer than {} s",
+            VALIDATION_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// A tensor model: its signature, and one inference on zeros (dynamic dimensions set to 1).
 pub(crate) async fn tensor(engine: Arc<dyn Engine>, path: PathBuf) -> Result<Signature> {
-    tokio::task::spawn_blocking(move || -> Result<Signature> {
+    bounded(move || -> Result<Signature> {
         let signature = engine.inspect(&path)?;
         let bytes = std::fs::read(&path).map_err(modelbay_registry::Error::from)?;
         let mut session = engine.open(&bytes, &SessionOptions::default())?;
@@ -31,7 +48,7 @@ pub(crate) async fn tensor(engine: Arc<dyn Engine>, path: PathBuf) -> Result<Sig
             })?;
         Ok(signature)
     })
-    .await?
+    .await
 }
 
 /// A language model: its header's facts, and one generated token from a small context.
@@ -39,7 +56,7 @@ pub(crate) async fn language(
     engine: Arc<dyn LanguageEngine>,
     path: PathBuf,
 ) -> Result<serde_json::Value> {
-    let (details, model) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (details, model) = bounded(move || -> Result<_> {
         let details = engine.inspect(&path)?;
         let options = LanguageOptions {
             threads: 1,
@@ -50,9 +67,15 @@ pub(crate) async fn language(
         };
         Ok((details, engine.load(&path, &options)?))
     })
-    .await??;
-    crate::manager::warm_up_language(&model)
+    .await?;
+    tokio::time::timeout(VALIDATION_TIMEOUT, crate::manager::warm_up_language(&model))
         .await
+        .map_err(|_| {
+            Error::InvalidMetadata(format!(
+                "the model did not generate a token within {} s",
+                VALIDATION_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| {
             Error::InvalidMetadata(format!("the model failed to generate a token: {e}"))
         })?;
@@ -65,7 +88,7 @@ pub(crate) async fn embedding(
     engine: Arc<dyn EmbeddingEngine>,
     archive: PathBuf,
 ) -> Result<(Signature, serde_json::Value)> {
-    tokio::task::spawn_blocking(move || -> Result<_> {
+    bounded(move || -> Result<_> {
         let staging = archive.parent().unwrap_or(Path::new("."));
         let work = tempfile::Builder::new()
             .prefix("upload-")
@@ -93,5 +116,5 @@ pub(crate) async fn embedding(
         }
         Ok((crate::embed::signature(model.dimensions()), details))
     })
-    .await?
+    .await
 }

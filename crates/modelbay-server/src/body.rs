@@ -25,14 +25,25 @@ pub async fn read_limited(
     let mut buf = BytesMut::with_capacity(declared_len.unwrap_or(0).min(limit as u64) as usize);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| body_error(&e))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// The answer to a body that could not be read: 408 for a slow body, 503 when the server's
+/// budget of buffered bytes is spent, else 400.
+pub(crate) fn body_error(e: &axum::Error) -> ApiError {
+    match crate::guarded_body::limit_of(e) {
+        Some(limit @ crate::guarded_body::BodyLimit::Budget) => {
+            ApiError::new(ErrorCode::Overloaded, limit.to_string())
+        }
+        Some(limit) => ApiError::new(ErrorCode::RequestTimeout, limit.to_string()),
+        None => ApiError::invalid(format!("could not read the request body: {e}")),
+    }
 }
 
 /// A request body's `Content-Encoding`: what tritonclient's `request_compression_algorithm`

@@ -54,6 +54,9 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,6 +71,9 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::InvalidArgument | ErrorCode::UnsupportedFormat => tonic::Code::InvalidArgument,
         ErrorCode::NotFound => tonic::Code::NotFound,
         ErrorCode::Conflict => tonic::Code::FailedPrecondition,
+        ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
+        ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
+        ErrorCode::RequestTimeout => tonic::Code::DeadlineExceeded,
         ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
         // A full queue is transient: gRPC clients retry UNAVAILABLE.
         ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,
@@ -105,9 +111,38 @@ fn retry_later(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::Overloaded | ErrorCode::RateLimited)
 }
 
+/// Directories whose paths never reach a client (the data directory): set once at startup.
+static PRIVATE_DIRS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Names the directories whose paths error messages must not show; each is replaced by
+/// `<data-dir>` in every message a client gets.
+pub fn hide_paths_under(dirs: Vec<std::path::PathBuf>) {
+    let mut shown: Vec<String> = Vec::new();
+    for dir in dirs {
+        shown.push(dir.display().to_string());
+        if let Ok(real) = dir.canonicalize() {
+            shown.push(real.display().to_string());
+        }
+    }
+    // Longest first, so a path is replaced whole rather than by a prefix of it.
+    shown.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    shown.retain(|p| !p.is_empty() && p != "/" && p != ".");
+    let _ = PRIVATE_DIRS.set(shown);
+}
+
+fn without_private_paths(mut message: String) -> String {
+    for dir in PRIVATE_DIRS.get().into_iter().flatten() {
+        if message.contains(dir.as_str()) {
+            message = message.replace(dir.as_str(), "<data-dir>");
+        }
+    }
+    message
+}
+
 impl ApiError {
     /// The status and the message a client may see: 5xx bodies carry no internals, except
-    /// for capacity and availability, which the client can act on.
+    /// for capacity and availability, which the client can act on; no message shows a path
+    /// under the data directory.
     fn public(self) -> (StatusCode, ErrorCode, String, Option<ServedBy>) {
         let status = http_status(self.code);
         let message = if status.is_server_error()
@@ -119,7 +154,7 @@ impl ApiError {
             "internal error; the server log has the details (look up this response's x-request-id)"
                 .to_owned()
         } else {
-            self.message
+            without_private_paths(self.message)
         };
         (status, self.code, message, self.served)
     }
@@ -136,6 +171,12 @@ fn finish(mut response: Response, code: ErrorCode, served: Option<ServedBy>) -> 
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if code == ErrorCode::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"modelbay\""),
+        );
     }
     if let Some(served) = served {
         response.extensions_mut().insert(served);
@@ -174,12 +215,15 @@ impl IntoResponse for OpenAiError {
         let (status, code, message, served) = self.0.public();
         let kind = match code {
             ErrorCode::RateLimited | ErrorCode::Overloaded => "rate_limit_error",
+            ErrorCode::Unauthenticated => "authentication_error",
+            ErrorCode::PermissionDenied => "permission_error",
             _ if status.is_server_error() => "server_error",
             ErrorCode::NotFound => "not_found_error",
             _ => "invalid_request_error",
         };
         let code_name = match code {
             ErrorCode::NotFound => "model_not_found",
+            ErrorCode::Unauthenticated => "invalid_api_key",
             ErrorCode::RateLimited => "rate_limit_exceeded",
             other => other.as_str(),
         };

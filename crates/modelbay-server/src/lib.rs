@@ -2,14 +2,24 @@
 //! OpenAI API for language models and the management API. Handlers parse, call one runtime operation and format; errors become HTTP
 //! responses in one place ([`error`]).
 
+pub mod access;
+mod auth;
 mod body;
-mod connections;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
+mod guarded_body;
+mod json_error;
+mod keys_api;
+pub mod listen;
 mod management;
 mod monitoring_api;
 mod observe;
 mod openai;
+mod payload_log;
+mod rejections;
+mod routed;
 mod v2;
 mod versioning_api;
 
@@ -23,7 +33,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+pub use auth::AuthMode;
 pub use error::ApiError;
+pub use guarded_body::BodyLimits;
+pub use payload_log::PayloadLog;
 
 /// Size limits on what clients may send.
 #[derive(Debug, Clone)]
@@ -32,6 +45,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Largest model upload (413 beyond).
     pub max_upload_bytes: u64,
+    /// Timeouts of request bodies and the budget of bytes they may hold.
+    pub body: BodyLimits,
 }
 
 /// What every handler can reach.
@@ -41,9 +56,11 @@ pub struct AppState {
     pub limits: Limits,
     /// Set once startup loading is done; `/v2/health/ready` answers 503 until then.
     pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Write inference request bodies to the log (off by default: payloads can hold personal
-    /// data).
-    pub log_payloads: bool,
+    /// Write inference request bodies to the log (`None`, the default: payloads can hold
+    /// personal data).
+    pub payload_log: Option<PayloadLog>,
+    /// Whether requests need an API key.
+    pub auth: AuthMode,
 }
 
 impl AppState {
@@ -52,35 +69,53 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
-    let payloads = state.log_payloads.then_some(state.limits.max_request_bytes);
-    let metrics = state.runtime.metrics().clone();
-    let mut app = Router::new()
-        .route("/metrics", axum::routing::get(observe::metrics))
+/// Every route of the HTTP API, each with its access rule.
+fn routes() -> access::Routes {
+    access::Routes::default()
+        .get("/metrics", modelbay_core::Access::Inspect, observe::metrics)
         .merge(v2::routes())
         .merge(openai::routes())
         .merge(management::routes())
         .merge(versioning_api::routes())
         .merge(monitoring_api::routes())
+        .merge(keys_api::routes())
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let payloads = state.payload_log.clone();
+    let limit = state.limits.max_request_bytes;
+    let metrics = state.runtime.metrics().clone();
+    let body_limits = state.limits.body.clone();
+    let mut app = routes()
+        .into_router(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    if let Some(limit) = payloads {
+    if let Some(log) = payloads {
         app = app.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
-                observe::log_payload(limit, request, next)
+                payload_log::log_payload(log.clone(), limit, request, next)
             },
         ));
     }
-    app.layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            observe::log_request(metrics.clone(), request, next)
-        },
-    ))
-    .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    app.layer(axum::middleware::from_fn(rejections::json_errors))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                guarded_body::guard_body(body_limits.clone(), request, next)
+            },
+        ))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                observe::log_request(metrics.clone(), request, next)
+            },
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // A client's request id is kept only when it is short and printable; otherwise a new one
+        // is made, so the log and the response headers never carry arbitrary client text.
+        .layer(axum::middleware::from_fn(observe::drop_unusable_request_id))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -97,13 +132,32 @@ async fn method_not_allowed(method: Method, uri: Uri) -> axum::response::Respons
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    options: listen::ConnectionOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = connections::CountingListener {
-        inner: listener,
-        metrics: state.runtime.metrics().clone(),
-    };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let metrics = state.runtime.metrics().clone();
+    listen::serve_http(listener, router(state), options, metrics, shutdown).await
+}
+
+/// Serves only `/metrics`, with no key, on a listener of its own (`--metrics-listen`: for a
+/// Prometheus inside the cluster, on an address clients cannot reach).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    options: listen::ConnectionOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = state.runtime.metrics().clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| {
+                    observe::render_metrics(state)
+                },
+            ),
+        )
+        .fallback(not_found)
+        .with_state(state);
+    listen::serve_http(listener, app, options, metrics, shutdown).await
 }

@@ -7,71 +7,101 @@ use axum::{
     extract::{Path, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
-use modelbay_core::{ModelFormat, ModelName, VersionRef};
+use modelbay_core::{Access, ModelFormat, ModelName, VersionRef};
 use modelbay_runtime::PushRequest;
 use serde_json::json;
 
-use crate::{error::ApiError, AppState};
+use crate::{access::Routes, auth::Authenticated, error::ApiError, AppState};
 
 /// The OpenAPI description of this API, kept beside the code it describes.
 const OPENAPI: &str = include_str!("../assets/openapi.json");
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/models", get(list_models))
-        .route(
-            "/api/v1/models/{model}/versions",
-            get(list_versions).post(push),
-        )
-        .route(
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    Routes::default()
+        .get("/api/v1/openapi.json", Metadata, openapi)
+        .get("/api/v1/whoami", Metadata, whoami)
+        .get("/api/v1/models", Metadata, list_models)
+        .get("/api/v1/models/{model}/versions", Metadata, list_versions)
+        .post("/api/v1/models/{model}/versions", Publish, push)
+        .get(
             "/api/v1/models/{model}/versions/{version}",
-            get(show_version).delete(crate::versioning_api::delete_version),
+            Metadata,
+            show_version,
         )
+        .delete(
+            "/api/v1/models/{model}/versions/{version}",
+            Publish,
+            crate::versioning_api::delete_version,
+        )
+}
+
+/// Who the request's key says the caller is: its id, label, role and model patterns.
+async fn whoami(Authenticated(caller): Authenticated) -> Json<serde_json::Value> {
+    Json(json!({
+        "key_id": caller.key_id.as_deref(),
+        "label": &*caller.label,
+        "role": caller.role,
+        "models": &*caller.models,
+        "limits": caller.limits,
+    }))
 }
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn list_models(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let models = state.runtime.registry().models().await?;
+async fn list_models(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, ApiError> {
+    let models = state.runtime.models(&caller).await?;
     Ok(Json(json!({ "models": models })).into_response())
 }
 
 async fn list_versions(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = ModelName::new(&model)?;
-    let versions = state.runtime.registry().versions(&name).await?;
+    let versions = state.runtime.versions(&caller, &name).await?;
     Ok(Json(json!({ "model": name, "versions": versions })).into_response())
 }
 
 async fn show_version(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let name = ModelName::new(&model)?;
     let number = VersionRef::parse_number(&version)?;
-    let record = state.runtime.registry().version(&name, number).await?;
+    let record = state.runtime.version(&caller, &name, number).await?;
     Ok(Json(record).into_response())
 }
 
 /// Query parameters of a push: `format`, `description` and any number of `label=key=value`.
 fn parse_push_query(query: Option<&str>) -> Result<PushRequest, ApiError> {
-    let mut req = PushRequest {
-        actor: "local".into(),
-        ..PushRequest::default()
-    };
+    let mut req = PushRequest::default();
     let mut labels = BTreeMap::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "format" => req.format = Some(value.parse::<ModelFormat>()?),
             "description" => req.description = value.into_owned(),
+            "promote" => {
+                req.promote = match value.as_ref() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "promote '{}' must be true or false",
+                            other.escape_default()
+                        )))
+                    }
+                }
+            }
             "label" => {
                 let (k, v) = value.split_once('=').ok_or_else(|| {
                     ApiError::invalid(format!("label '{value}' must be written key=value"))
@@ -84,7 +114,7 @@ fn parse_push_query(query: Option<&str>) -> Result<PushRequest, ApiError> {
             }
             other => {
                 return Err(ApiError::invalid(format!(
-                    "unknown query parameter '{other}'; use format, description or label"
+                    "unknown query parameter '{other}'; use format, description, label or promote"
                 )))
             }
         }
@@ -97,6 +127,7 @@ fn parse_push_query(query: Option<&str>) -> Result<PushRequest, ApiError> {
 /// its engine and publishes it as the next version.
 async fn push(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -114,9 +145,8 @@ async fn push(
     }
     let staged = state
         .runtime
-        .registry()
-        .stage(body.into_data_stream(), limit)
+        .stage_upload(&caller, &name, body.into_data_stream(), limit)
         .await?;
-    let record = state.runtime.push(&name, staged, req).await?;
+    let record = state.runtime.push(&caller, &name, staged, req).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }

@@ -6,54 +6,55 @@ use axum::{
     extract::{Path, State},
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
-use modelbay_core::{ModelName, TensorBatching, VersionRef};
+use modelbay_core::{Access, ModelName, TensorBatching, VersionRef};
 use modelbay_runtime::ReferenceData;
 
-use crate::{body::read_limited, error::ApiError, AppState};
-
-/// Who made a change (API keys will name the caller; until then every change is `local`).
-const ACTOR: &str = "local";
+use crate::{access::Routes, auth::Authenticated, body::read_limited, error::ApiError, AppState};
 
 /// Largest reference-data upload: 256 MiB (about a million rows of 30 features), or the upload
 /// limit if that is lower.
 const MAX_REFERENCE_BYTES: u64 = 256 << 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/models/{model}/batching",
-            get(show_batching).put(set_batching),
-        )
-        .route(
-            "/api/v1/models/{model}/versions/{version}/reference",
-            get(show_reference).put(set_reference),
-        )
-        .route(
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    const BATCHING: &str = "/api/v1/models/{model}/batching";
+    const REFERENCE: &str = "/api/v1/models/{model}/versions/{version}/reference";
+    Routes::default()
+        .get(BATCHING, Inspect, show_batching)
+        .put(BATCHING, Publish, set_batching)
+        .get(REFERENCE, Inspect, show_reference)
+        .put(REFERENCE, Publish, set_reference)
+        .get(
             "/api/v1/models/{model}/versions/{version}/drift",
-            get(drift),
+            Inspect,
+            drift,
         )
 }
 
 async fn show_batching(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
-    let status = state.runtime.batching(&ModelName::new(&model)?).await?;
+    let status = state
+        .runtime
+        .batching(&caller, &ModelName::new(&model)?)
+        .await?;
     Ok(Json(status).into_response())
 }
 
 async fn set_batching(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(model): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let name = ModelName::new(&model)?;
     let settings: TensorBatching = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid batching settings: {e}")))?;
-    let status = state.runtime.set_batching(&name, settings, ACTOR).await?;
+        .map_err(|e| crate::json_error::invalid_json("batching settings", &e))?;
+    let status = state.runtime.set_batching(&caller, &name, settings).await?;
     Ok(Json(status).into_response())
 }
 
@@ -63,11 +64,12 @@ fn version_number(version: &str) -> Result<u32, ApiError> {
 
 async fn show_reference(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let summary = state
         .runtime
-        .reference(&ModelName::new(&model)?, version_number(&version)?)
+        .reference(&caller, &ModelName::new(&model)?, version_number(&version)?)
         .await?;
     Ok(Json(summary).into_response())
 }
@@ -76,6 +78,7 @@ async fn show_reference(
 /// inference request body (`application/json`) whose inputs hold the rows.
 async fn set_reference(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -104,18 +107,19 @@ async fn set_reference(
     };
     let summary = state
         .runtime
-        .set_reference(&name, version, data, ACTOR)
+        .set_reference(&caller, &name, version, data)
         .await?;
     Ok(Json(summary).into_response())
 }
 
 async fn drift(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let report = state
         .runtime
-        .drift(&ModelName::new(&model)?, version_number(&version)?)
+        .drift(&caller, &ModelName::new(&model)?, version_number(&version)?)
         .await?;
     Ok(Json(report).into_response())
 }

@@ -90,7 +90,17 @@ fn outcome<B>(response: &Response<B>) -> Outcome {
 }
 
 /// `GET /metrics`: the Prometheus text format; 404 when metrics are disabled.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    crate::auth::Authenticated(caller): crate::auth::Authenticated,
+) -> Result<Response<Body>, ApiError> {
+    // Metrics name every model: keys limited to some models cannot read them.
+    caller.require_unscoped(modelbay_core::Access::Inspect)?;
+    render_metrics(state).await
+}
+
+/// The metrics text, for `/metrics` here and on the `--metrics-listen` listener.
+pub(crate) async fn render_metrics(state: AppState) -> Result<Response<Body>, ApiError> {
     if !state.runtime.metrics().is_enabled() {
         return Err(ApiError::not_found(
             "metrics are disabled on this server (--metrics false)",
@@ -106,6 +116,36 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response<Bo
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// Longest client request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Whether a client's `x-request-id` may be used as it is: 1 to 128 characters of letters,
+/// digits and `-_.:`.
+fn usable_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Removes an `x-request-id` that is not [`usable_request_id`] (a new one is generated).
+pub(crate) async fn drop_unusable_request_id(
+    mut request: Request,
+    next: Next,
+) -> axum::response::Response {
+    let unusable = request
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .any(|v| !usable_request_id(v.as_bytes()))
+        || request.headers().get_all("x-request-id").iter().count() > 1;
+    if unusable {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
 }
 
 /// The span every request runs in (exported as a trace when OTLP export is on): method, path
@@ -178,60 +218,4 @@ pub(crate) async fn log_request(
         );
     }
     response
-}
-
-/// Most bytes of a payload written to the log; the rest is elided.
-const MAX_LOGGED_PAYLOAD: usize = 64 << 10;
-
-/// Whether a request carries an inference payload (v2 infer, the OpenAI endpoints).
-fn is_inference(method: &axum::http::Method, path: &str) -> bool {
-    method == axum::http::Method::POST
-        && ((path.starts_with("/v2/models/") && path.ends_with("/infer"))
-            || path.starts_with("/v1/"))
-}
-
-/// With `--log-payloads` only: logs the body of every inference request (up to 64 KiB of it,
-/// compressed bodies by size only), tagged with the request id, before it is handled.
-pub(crate) async fn log_payload(
-    limit: usize,
-    request: Request,
-    next: Next,
-) -> axum::response::Response {
-    if !is_inference(request.method(), request.uri().path()) {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return crate::ApiError::new(
-                modelbay_core::ErrorCode::PayloadTooLarge,
-                format!("the request body could not be read whole within {limit} bytes"),
-            )
-            .into_response()
-        }
-    };
-    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let request_id = header("x-request-id").unwrap_or_default();
-    let shown = match header("content-encoding") {
-        Some(encoding) if encoding != "identity" => format!("<{} bytes, {encoding}>", bytes.len()),
-        _ => {
-            let end = bytes.len().min(MAX_LOGGED_PAYLOAD);
-            let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
-            if end < bytes.len() {
-                text.push('…');
-            }
-            text
-        }
-    };
-    tracing::info!(
-        target: "modelbay::payload",
-        request_id,
-        path = parts.uri.path(),
-        bytes = bytes.len(),
-        body = %shown,
-        "request payload"
-    );
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
 }

@@ -4,7 +4,7 @@ use clap::Args;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde_json::Value;
 
-use crate::client::{decode, http, ClientArgs};
+use crate::client::{decode, ClientArgs};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
@@ -21,7 +21,8 @@ pub struct VersionsArgs {
 }
 
 async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
-    let response = http()
+    let response = client
+        .http()?
         .get(client.url(path))
         .send()
         .await

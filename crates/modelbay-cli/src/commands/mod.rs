@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod keys;
 pub mod list;
 pub mod push;
 pub mod serve;

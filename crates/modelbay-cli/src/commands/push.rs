@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio_util::io::ReaderStream;
 
-use crate::client::{decode, http, ClientArgs};
+use crate::client::{decode, ClientArgs};
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -42,6 +42,10 @@ pub struct PushArgs {
     /// feature names, or a v2 JSON request body), attached to the new version.
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
+    /// Serve the new version at once: point `production` at it (a model's first version is
+    /// `production` anyway; later pushes are served only once promoted).
+    #[arg(long)]
+    pub promote: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -65,6 +69,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     if let Some(description) = &args.description {
         query.push(("description", description));
     }
+    if args.promote {
+        query.push(("promote", "true"));
+    }
 
     let progress = ProgressBar::new(size).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
@@ -74,7 +81,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     progress.set_message(format!("pushing {}", args.name));
     let counter = progress.clone();
     let stream = ReaderStream::new(file).inspect_ok(move |chunk| counter.inc(chunk.len() as u64));
-    let response = http()
+    let response = args
+        .client
+        .http()?
         .post(
             args.client
                 .url(&format!("/api/v1/models/{}/versions", args.name)),
@@ -106,7 +115,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             "max_queue_delay_microseconds": args.max_queue_delay_us.unwrap_or(0),
             "preferred_batch_sizes": args.preferred_batch_sizes,
         });
-        let response = http()
+        let response = args
+            .client
+            .http()?
             .put(
                 args.client
                     .url(&format!("/api/v1/models/{}/batching", args.name)),
@@ -127,7 +138,9 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         } else {
             "text/csv"
         };
-        let response = http()
+        let response = args
+            .client
+            .http()?
             .put(args.client.url(&format!(
                 "/api/v1/models/{}/versions/{version}/reference",
                 args.name

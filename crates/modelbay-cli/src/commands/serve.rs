@@ -10,9 +10,9 @@ use anyhow::Context;
 use modelbay_engines::EngineSet;
 use modelbay_registry::Registry;
 use modelbay_runtime::{Metrics, Runtime, RuntimeOptions};
-use modelbay_server::{AppState, Limits};
+use modelbay_server::{AppState, AuthMode, Limits};
 
-use crate::config::{ServeArgs, Settings};
+use crate::config::{AuthSetting, ServeArgs, Settings};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
@@ -22,6 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || crate::telemetry::init(format, endpoint.as_deref()))
             .await??;
     let engines = engines(&settings)?;
+    modelbay_server::error::hide_paths_under(vec![settings.data_dir.clone()]);
     let registry = Registry::open_local(&settings.data_dir)
         .await
         .with_context(|| {
@@ -41,6 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             language: settings.language.clone(),
             embedding: settings.embedding.clone(),
             drift_window: settings.drift_window,
+            key_limits: settings.key_limits,
             metrics: if settings.metrics {
                 Metrics::enabled()
             } else {
@@ -48,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     );
+    let auth = secure(&settings, &runtime).await?;
     let ready = Arc::new(AtomicBool::new(false));
     // Versions that aliases and policies reference load in the background; readiness waits.
     tokio::spawn({
@@ -64,9 +67,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits: Limits {
             max_request_bytes: settings.max_request_bytes,
             max_upload_bytes: settings.max_upload_bytes,
+            body: modelbay_server::BodyLimits::new(
+                settings.body_idle_timeout,
+                settings.request_timeout,
+                settings.max_inflight_bytes,
+            ),
         },
         ready,
-        log_payloads: settings.log_payloads,
+        payload_log: settings
+            .log_payloads
+            .then(|| modelbay_server::PayloadLog::new(settings.redact_fields.clone())),
+        auth,
+    };
+    let tls = settings
+        .tls
+        .clone()
+        .map(|files| {
+            modelbay_server::listen::Tls::load(files, &[b"h2", b"http/1.1"])
+                .map_err(anyhow::Error::msg)
+        })
+        .transpose()?;
+    let grpc_tls = settings
+        .tls
+        .clone()
+        .map(|files| {
+            modelbay_server::listen::Tls::load(files, &[b"h2"]).map_err(anyhow::Error::msg)
+        })
+        .transpose()?;
+    for tls in tls.iter().chain(grpc_tls.iter()) {
+        tls.watch();
+    }
+    let connections = |tls: Option<Arc<modelbay_server::listen::Tls>>| {
+        modelbay_server::listen::ConnectionOptions {
+            tls,
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_connections,
+            max_streams_per_connection: settings.max_streams_per_connection,
+        }
     };
     let grpc_listener = tokio::net::TcpListener::bind(settings.grpc_listen)
         .await
@@ -79,8 +116,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, %grpc_address, data_dir = %settings.data_dir.display(), "modelbay listening");
     // Lines on stdout that scripts and tests can wait for (the ports may have been 0); the
     // HTTP line comes last.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let metrics_listener = match settings.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for metrics"))?,
+        ),
+        None => None,
+    };
+    if let Some(listener) = &metrics_listener {
+        println!(
+            "modelbay metrics listening on http://{}",
+            listener.local_addr()?
+        );
+    }
     println!("modelbay gRPC listening on {grpc_address}");
-    println!("modelbay listening on http://{address}");
+    println!("modelbay listening on {scheme}://{address}");
     // One signal stops both servers; each lets its in-flight requests finish.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop_now = stop.clone();
@@ -96,10 +148,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         state.clone(),
         modelbay_server::grpc::GrpcOptions {
             max_message_bytes: settings.grpc_max_message_bytes,
+            connections: connections(grpc_tls),
         },
         stopped.clone(),
     ));
-    let http = modelbay_server::serve(listener, state, until_stopped(stopped.clone()));
+    if let Some(listener) = metrics_listener {
+        let plain = modelbay_server::listen::ConnectionOptions {
+            tls: None,
+            ..connections(None)
+        };
+        tokio::spawn(modelbay_server::serve_metrics(
+            listener,
+            state.clone(),
+            plain,
+            until_stopped(stopped.clone()),
+        ));
+    }
+    let http = modelbay_server::serve(
+        listener,
+        state,
+        connections(tls),
+        until_stopped(stopped.clone()),
+    );
     tokio::pin!(http);
     // Either server ending (a failure, or the stop signal) stops the other.
     let (served, grpc_served) = tokio::select! {
@@ -131,6 +201,69 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || drop(telemetry)).await?;
     served.context("server failed")?;
     grpc_served?.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
+}
+
+/// Turns authentication on (the default) with a first administrator key, or checks that
+/// turning it off is safe: only on loopback addresses, unless the operator insists.
+async fn secure(settings: &Settings, runtime: &Runtime) -> anyhow::Result<AuthMode> {
+    if settings.auth == AuthSetting::Off {
+        let exposed = [
+            Some(settings.listen),
+            Some(settings.grpc_listen),
+            settings.metrics_listen,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|a| !a.ip().is_loopback());
+        if let Some(address) = exposed {
+            if !settings.allow_insecure {
+                anyhow::bail!(
+                    "refusing to serve without authentication on {address}, which is not a \
+                     loopback address: anyone who can reach it could push, promote and delete \
+                     models; drop --auth off, or add --allow-insecure if a gateway in front \
+                     authenticates every request"
+                );
+            }
+        }
+        tracing::warn!(
+            "authentication is off (--auth off): every request acts as an administrator"
+        );
+        return Ok(AuthMode::Off);
+    }
+    runtime
+        .load_keys()
+        .await
+        .context("cannot read the API keys")?;
+    let secret = match &settings.admin_key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin key file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    if let Some(created) = runtime.bootstrap_admin(secret).await? {
+        let path = settings.data_dir.join("admin.key");
+        write_secret(&path, &created)
+            .with_context(|| format!("cannot write the admin key to {}", path.display()))?;
+        println!("modelbay admin key written to {}", path.display());
+    }
+    Ok(AuthMode::Keys)
+}
+
+/// Writes a secret to a file only its owner can read: into a temporary file, renamed into
+/// place, so the file is never seen half-written.
+fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    // tempfile creates its files readable by their owner only.
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// How long open gRPC streams may take to finish after a stop signal.

@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::client::{decode, http, ClientArgs};
+use crate::client::{decode, ClientArgs};
 
 use super::list::{table, text};
 
@@ -81,13 +81,13 @@ pub struct AuditArgs {
     pub client: ClientArgs,
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &ClientArgs,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let mut request = http().request(method, client.url(path));
+    let mut request = client.http()?.request(method, client.url(path));
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -55,6 +55,7 @@ async fn errors_from_the_server_reach_the_user() {
                 .unwrap(),
         ])
         .args(["--server", &server.url])
+        .env("MODELBAY_API_KEY", &server.admin_key)
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -66,6 +67,7 @@ async fn errors_from_the_server_reach_the_user() {
 
     let output = modelbay()
         .args(["versions", "nope", "--server", &server.url])
+        .env("MODELBAY_API_KEY", &server.admin_key)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -54,11 +54,13 @@ pub fn modelbay() -> Command {
     Command::new(env!("CARGO_BIN_EXE_modelbay"))
 }
 
-/// Runs a `modelbay` client command against `server`, asserting success; returns stdout.
+/// Runs a `modelbay` client command against `server` (with its admin key), asserting success;
+/// returns stdout.
 pub fn run_cli(server: &TestServer, args: &[&str]) -> String {
     let output = modelbay()
         .args(args)
         .env("MODELBAY_SERVER", &server.url)
+        .env("MODELBAY_API_KEY", &server.admin_key)
         .output()
         .unwrap();
     assert!(
@@ -76,7 +78,12 @@ pub struct TestServer {
     pub grpc_url: String,
     pub data_dir: PathBuf,
     _temp: Option<TempDir>,
+    /// A client that sends the admin key with every request.
     pub http: reqwest::Client,
+    /// The administrator key the server wrote to `<data-dir>/admin.key`.
+    pub admin_key: String,
+    /// A client that sends no key.
+    pub anonymous: reqwest::Client,
 }
 
 impl TestServer {
@@ -97,6 +104,15 @@ impl TestServer {
         Self::launch(data_dir, extra, None).await
     }
 
+    /// Starts a server whose clients trust `ca` (for TLS tests).
+    pub async fn start_trusting(ca: &Path, extra: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let ca = std::fs::read(ca).unwrap();
+        let mut server = Self::launch_with(temp.path(), extra, None, Some(&ca), &[]).await;
+        server._temp = Some(temp);
+        server
+    }
+
     /// Starts a server whose `info` log goes to `data_dir/server.log` (read with [`Self::log`]).
     pub async fn start_logging(extra: &[&str]) -> Self {
         let temp = tempfile::tempdir().unwrap();
@@ -111,7 +127,25 @@ impl TestServer {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
+    /// Starts a server with extra environment variables (e.g. `TOKIO_WORKER_THREADS`).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let mut server = Self::launch_with(temp.path(), extra, None, None, env).await;
+        server._temp = Some(temp);
+        server
+    }
+
     async fn launch(data_dir: &Path, extra: &[&str], log: Option<std::fs::File>) -> Self {
+        Self::launch_with(data_dir, extra, log, None, &[]).await
+    }
+
+    async fn launch_with(
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<std::fs::File>,
+        ca: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let (level, stderr) = match log {
             Some(file) => ("info", Stdio::from(file)),
             None => ("warn", Stdio::inherit()),
@@ -130,6 +164,7 @@ impl TestServer {
             .env("ORT_DYLIB_PATH", onnxruntime_library())
             .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -150,18 +185,19 @@ impl TestServer {
         let (url, grpc_url) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server announced its address within 30s");
+        // With --auth off there is no key; a key is sent anyway and ignored.
+        let admin_key = std::fs::read_to_string(data_dir.join("admin.key"))
+            .map(|k| k.trim().to_owned())
+            .unwrap_or_default();
         let server = Self {
             child,
             url,
             grpc_url,
             data_dir: data_dir.to_owned(),
             _temp: None,
-            // No idle connections: a server that answers an upload early (413, 400) closes the
-            // connection, and a pooled client could otherwise reuse the dead socket.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap(),
+            http: client_trusting(&admin_key, ca),
+            admin_key,
+            anonymous: client_trusting("", ca),
         };
         server.wait_ready().await;
         server
@@ -256,6 +292,10 @@ impl TestServer {
             .collect()
     }
 
+    pub async fn delete_json(&self, path: &str) -> (u16, Value) {
+        status_and_json(self.http.delete(self.url(path)).send().await.unwrap()).await
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         status_and_json(
             self.http
@@ -274,6 +314,43 @@ impl TestServer {
             let (status, body) = self.push(&model_name(name), &format!("{name}.onnx")).await;
             assert_eq!(status, 201, "push {name}: {body}");
         }
+    }
+}
+
+/// A client that sends `key` (none when empty) as a bearer token with every request, and
+/// keeps no idle connections: a server that answers an upload early (413, 400) closes the
+/// connection, and a pooled client could otherwise reuse the dead socket.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    client_trusting(key, None)
+}
+
+/// [`client_with_key`] that also trusts the PEM CA certificate `ca`.
+pub fn client_trusting(key: &str, ca: Option<&[u8]>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !key.is_empty() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+    }
+    let mut builder = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .default_headers(headers);
+    if let Some(pem) = ca {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+impl TestServer {
+    /// Creates an API key with the admin key; returns its id and secret.
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let (status, created) = self.post_json("/api/v1/keys", &body).await;
+        assert_eq!(status, 201, "create key {body}: {created}");
+        (
+            created["key"]["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        )
     }
 }
 

@@ -21,11 +21,8 @@ const ROUNDS: usize = 50;
 const ALIASES: [&str; 2] = ["production", "canary"];
 
 /// Pushes, promotes and rolls back as fast as it can until the server dies under it.
-async fn churn(url: String, files: Arc<Vec<Vec<u8>>>, newest: Arc<AtomicU32>) {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+async fn churn(url: String, key: String, files: Arc<Vec<Vec<u8>>>, newest: Arc<AtomicU32>) {
+    let http = crate::common::client_with_key(&key);
     loop {
         let step = fastrand::u8(..4);
         let result = if step == 0 {
@@ -162,7 +159,14 @@ async fn the_registry_is_consistent_after_repeated_sigkills() {
         let mut server = TestServer::start_in(dir.path(), &["--workers-per-model", "1"]).await;
         check_consistency(&server).await;
         let writers: Vec<_> = (0..3)
-            .map(|_| tokio::spawn(churn(server.url.clone(), files.clone(), newest.clone())))
+            .map(|_| {
+                tokio::spawn(churn(
+                    server.url.clone(),
+                    server.admin_key.clone(),
+                    files.clone(),
+                    newest.clone(),
+                ))
+            })
             .collect();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(10..150))).await;
         let killed = std::process::Command::new("kill")

@@ -415,6 +415,13 @@ async fn unservable_folders_and_hostile_archives_are_refused_at_push() {
         body["error"].as_str().unwrap().contains("tokenizer.json"),
         "{body}"
     );
+    // The refusal names the file, never where the server keeps it.
+    let data_dir = server.data_dir.canonicalize().unwrap();
+    assert!(
+        !body.to_string().contains(data_dir.to_str().unwrap())
+            && !body.to_string().contains(server.data_dir.to_str().unwrap()),
+        "{body}"
+    );
 
     // A tar entry that climbs out of the folder.
     let mut hostile = tar::Builder::new(Vec::new());

@@ -19,10 +19,46 @@ use crate::{
     tensors::{assert_outputs_match, decode, encode},
 };
 
-async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
-    GrpcInferenceServiceClient::connect(server.grpc_url.clone())
-        .await
+/// Adds a bearer key to every request, as gRPC clients send it: `authorization` metadata.
+#[derive(Clone)]
+pub struct BearerKey(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl BearerKey {
+    pub fn new(key: &str) -> Self {
+        Self((!key.is_empty()).then(|| format!("Bearer {key}").parse().unwrap()))
+    }
+}
+
+impl tonic::service::Interceptor for BearerKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Client =
+    GrpcInferenceServiceClient<tonic::service::interceptor::InterceptedService<Channel, BearerKey>>;
+
+/// A client that sends `key` (none when empty).
+pub async fn client_with_key(server: &TestServer, key: &str) -> Client {
+    let channel = Channel::from_shared(server.grpc_url.clone())
         .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    GrpcInferenceServiceClient::with_interceptor(channel, BearerKey::new(key))
+}
+
+/// A client with the server's admin key.
+async fn client(server: &TestServer) -> Client {
+    client_with_key(server, &server.admin_key).await
 }
 
 /// The fixture's v2 JSON inputs as a raw (binary) gRPC request.
@@ -462,13 +498,19 @@ async fn errors_map_to_grpc_codes_with_messages_a_person_can_act_on() {
         assert!(status.message().contains(message), "{status:?}");
     }
     let archived = {
-        assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
-        let (status, _) = server
-            .post_json("/api/v1/models/bc/versions/1/archive", &json!({}))
+        // A version nothing serves (the first is `production`) can be archived.
+        let (status, pushed) = server.push("bc", "breast_cancer_lr.onnx").await;
+        assert_eq!(status, 201);
+        let version = pushed["version"].to_string();
+        let (status, body) = server
+            .post_json(
+                &format!("/api/v1/models/bc/versions/{version}/archive"),
+                &json!({}),
+            )
             .await;
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{body}");
         let mut request = typed_request("bc");
-        request.model_version = "1".into();
+        request.model_version = version;
         grpc.model_infer(request).await.unwrap_err()
     };
     assert_eq!(archived.code(), Code::FailedPrecondition, "{archived:?}");
@@ -541,7 +583,8 @@ async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
         server_reflection_client::ServerReflectionClient, server_reflection_request,
         server_reflection_response, ServerReflectionRequest,
     };
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection =
+        ServerReflectionClient::with_interceptor(channel, BearerKey::new(&server.admin_key));
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(server_reflection_request::MessageRequest::ListServices(
@@ -568,10 +611,10 @@ async fn a_full_queue_is_unavailable_and_health_and_reflection_answer() {
 
 /// Sends bytes as they are, to send what no generated client would: a malformed message.
 #[derive(Clone, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
-struct RawEncoder;
-struct RawDecoder;
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
 
 impl tonic::codec::Encoder for RawEncoder {
     type Item = Vec<u8>;
@@ -623,9 +666,14 @@ async fn malformed_messages_and_unsupported_options_are_invalid_arguments() {
     let mut raw = tonic::client::Grpc::new(channel);
     raw.ready().await.unwrap();
     // Field 1 (model_name) claims 100 bytes and the message ends after 3.
+    let mut malformed = tonic::Request::new(vec![0x0a, 100, b'b', b'c', b'x']);
+    malformed.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.admin_key).parse().unwrap(),
+    );
     let status = raw
         .unary(
-            tonic::Request::new(vec![0x0a, 100, b'b', b'c', b'x']),
+            malformed,
             "/inference.GRPCInferenceService/ModelInfer"
                 .parse()
                 .unwrap(),

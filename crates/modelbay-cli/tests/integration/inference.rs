@@ -238,10 +238,12 @@ async fn health_metadata_and_readiness_follow_the_protocol() {
 }
 
 #[tokio::test]
-async fn requests_without_a_version_go_to_the_newest_and_pinned_ones_stay_pinned() {
+async fn requests_without_a_version_go_to_the_promoted_one_and_pinned_ones_stay_pinned() {
     let server = TestServer::start().await;
     assert_eq!(server.push("m", "breast_cancer_lr.onnx").await.0, 201);
     assert_eq!(server.push("m", "breast_cancer_rf.onnx").await.0, 201);
+    // A second push serves nothing until it is promoted.
+    server.promote("m", 2).await;
     let inputs = expected("breast_cancer_rf")["inputs"].clone();
     let (_, latest) = server
         .post_json("/v2/models/m/infer", &json!({ "inputs": inputs }))

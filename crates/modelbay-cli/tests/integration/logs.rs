@@ -110,22 +110,7 @@ async fn payloads_are_logged_only_when_asked_for() {
         200,
         "the logged body still reaches the handler"
     );
-    let mut payload = None;
-    for _ in 0..50 {
-        payload = server
-            .log()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|line| {
-                line["target"] == "modelbay::payload"
-                    && line["fields"]["request_id"] == "req-payload"
-            });
-        if payload.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let payload = payload.expect("no payload line");
+    let payload = payload_line(&server, "req-payload").await;
     assert!(
         payload["fields"]["body"]
             .as_str()
@@ -142,4 +127,65 @@ async fn payloads_are_logged_only_when_asked_for() {
         .map(|line| line["fields"]["path"].clone())
         .collect();
     assert_eq!(logged_paths, [json!("/v2/models/bc/infer")]);
+}
+
+/// The `modelbay::payload` line logged for `request_id`, waiting for it a little.
+async fn payload_line(server: &TestServer, request_id: &str) -> Value {
+    for _ in 0..50 {
+        let line = server
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| {
+                line["target"] == "modelbay::payload" && line["fields"]["request_id"] == request_id
+            });
+        if let Some(line) = line {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no payload line for {request_id}");
+}
+
+#[tokio::test]
+async fn redacted_fields_and_inputs_never_reach_the_payload_log() {
+    let server = TestServer::start_logging(&[
+        "--log-format",
+        "json",
+        "--log-payloads",
+        "--redact-fields",
+        "input,content",
+    ])
+    .await;
+    assert_eq!(server.push("bc", "breast_cancer_lr.onnx").await.0, 201);
+    let mut row = vec![0.0; 30];
+    row[0] = 24680.5;
+    let body =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30], "data": row}]});
+    let response = post_with_id(&server, "/v2/models/bc/infer", "req-v2", &body).await;
+    assert_eq!(response.status(), 200);
+    let logged = payload_line(&server, "req-v2").await["fields"]["body"].clone();
+    let logged: Value = serde_json::from_str(logged.as_str().unwrap()).unwrap();
+    assert_eq!(logged["inputs"][0]["data"], "[redacted]");
+    assert_eq!(
+        logged["inputs"][0]["name"], "input",
+        "the input's name is kept"
+    );
+
+    let chat = json!({
+        "model": "no-such-model",
+        "messages": [{"role": "user", "content": "my account is 13579"}]
+    });
+    let response = post_with_id(&server, "/v1/chat/completions", "req-chat", &chat).await;
+    assert_eq!(response.status(), 404);
+    let logged = payload_line(&server, "req-chat").await["fields"]["body"].clone();
+    let logged = logged.as_str().unwrap();
+    assert!(
+        logged.contains("[redacted]") && logged.contains("\"role\":\"user\""),
+        "{logged}"
+    );
+    assert!(
+        !server.log().contains("24680.5") && !server.log().contains("13579"),
+        "a redacted value reached the log"
+    );
 }

@@ -43,7 +43,12 @@ impl Scrape {
 }
 
 pub async fn scrape(server: &TestServer) -> Scrape {
-    let response = reqwest::get(server.url("/metrics")).await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()

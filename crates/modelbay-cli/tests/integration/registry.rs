@@ -200,6 +200,7 @@ async fn versions_survive_a_restart_on_the_same_data_dir() {
     let mut first = TestServer::start_in(dir.path(), &[]).await;
     assert_eq!(first.push("bc", "breast_cancer_lr.onnx").await.0, 201);
     assert_eq!(first.push("bc", "breast_cancer_mlp.onnx").await.0, 201);
+    first.promote("bc", 2).await;
     let (_, before) = first.get("/api/v1/models/bc/versions").await;
     assert!(first.stop().success());
 
@@ -377,4 +378,33 @@ async fn a_crash_during_an_upload_leaves_no_version_and_no_debris() {
         restarted.push("rf", "breast_cancer_rf.onnx").await.1["version"],
         2
     );
+}
+
+#[tokio::test]
+async fn deleting_the_last_version_of_some_bytes_reclaims_its_blob() {
+    let server = TestServer::start().await;
+    assert_eq!(server.push("a", "breast_cancer_lr.onnx").await.0, 201);
+    let (_, rf) = server.push("a", "breast_cancer_rf.onnx").await;
+    assert_eq!(server.push("b", "breast_cancer_rf.onnx").await.0, 201);
+    let hex = rf["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let blob = server.data_dir.join("artifacts/blobs/sha256").join(&hex);
+    assert!(blob.exists());
+    let delete = |path: &'static str| {
+        let (http, url) = (server.http.clone(), server.url(path));
+        async move { http.delete(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete("/api/v1/models/a/versions/2").await, 204);
+    assert!(blob.exists(), "model b still uses the same bytes");
+    assert_eq!(delete("/api/v1/models/b/aliases/production").await, 204);
+    assert_eq!(delete("/api/v1/models/b/versions/1").await, 204);
+    assert!(!blob.exists(), "no version uses the blob any more");
+    // The same bytes pushed again are stored again and serve.
+    let (status, again) = server.push("c", "breast_cancer_rf.onnx").await;
+    assert_eq!(status, 201, "{again}");
+    assert!(blob.exists());
+    assert_eq!(server.get("/v2/models/c/ready").await.0, 200);
 }

@@ -114,8 +114,8 @@ async fn aliases_promote_roll_back_and_address_versions() {
 
     assert_eq!(
         infer(&server, "/v2/models/bc/infer", None).await,
-        (200, Some(3), None),
-        "newest by default"
+        (200, Some(1), Some("production".into())),
+        "the first version is production; later pushes serve only once promoted"
     );
     assert_eq!(promote(&server, "bc", "staging", 2).await.0, 200);
     assert_eq!(
@@ -219,9 +219,10 @@ async fn aliases_promote_roll_back_and_address_versions() {
         kinds,
         [
             "push",
-            "push",
-            "push",
+            // The first version becomes `production` with its push.
             "alias.set",
+            "push",
+            "push",
             "alias.set",
             "alias.set",
             "alias.set",
@@ -244,7 +245,14 @@ async fn aliases_promote_roll_back_and_address_versions() {
         events[7]["after"],
         json!({ "alias": "production", "version": 2 })
     );
-    assert!(events.iter().all(|e| e["actor"] == "local"));
+    // Every change names the key that made it.
+    let actor = &events[0]["actor"];
+    assert!(
+        actor.as_str().unwrap().starts_with("key:")
+            && actor.as_str().unwrap().ends_with("(bootstrap admin)"),
+        "{actor}"
+    );
+    assert!(events.iter().all(|e| &e["actor"] == actor));
     let since = events[10]["seq"].as_i64().unwrap();
     let (_, later) = server.get(&format!("/api/v1/events?since={since}")).await;
     assert_eq!(later["events"].as_array().unwrap().len(), 2);
@@ -371,6 +379,18 @@ async fn a_weighted_split_matches_its_weights_over_10000_requests() {
 async fn a_model_whose_versions_are_all_deleted_is_listed_and_not_served() {
     let server = TestServer::start().await;
     assert_eq!(server.push("gone", "breast_cancer_lr.onnx").await.0, 201);
+    // The first version is `production`: the alias goes first.
+    assert_eq!(
+        send(
+            &server,
+            "DELETE",
+            "/api/v1/models/gone/aliases/production",
+            None
+        )
+        .await
+        .0,
+        204
+    );
     assert_eq!(
         send(&server, "DELETE", "/api/v1/models/gone/versions/1", None)
             .await
@@ -610,50 +630,55 @@ async fn repository_state(server: &TestServer) -> HashMap<String, String> {
 
 #[tokio::test]
 async fn unreferenced_versions_are_evicted_to_stay_within_the_memory_budget() {
-    // One session per version; RF is 61 kB and GBR 51 kB, so both do not fit in 100 kB.
+    // One session per version; RF is 61 kB and GBR 51 kB, so both do not fit in 100 kB
+    // beside v1 (LR, `production`, which is never evicted).
     let server =
         TestServer::start_with(&["--max-model-memory", "100000", "--workers-per-model", "1"]).await;
     for file in [
+        "breast_cancer_lr.onnx",
         "breast_cancer_rf.onnx",
         "diabetes_gbr.onnx",
-        "breast_cancer_lr.onnx",
     ] {
         assert_eq!(server.push("m", file).await.0, 201);
     }
     assert_eq!(
         server
-            .post_json("/v2/models/m/versions/1/infer", &bc_inputs())
+            .post_json("/v2/models/m/versions/2/infer", &bc_inputs())
             .await
             .0,
         200
     );
     let state = repository_state(&server).await;
-    assert_eq!(state["m@1"], "READY");
+    assert_eq!(state["m@2"], "READY");
     let diabetes = json!({ "inputs": expected("diabetes_gbr")["inputs"] });
     assert_eq!(
         server
-            .post_json("/v2/models/m/versions/2/infer", &diabetes)
+            .post_json("/v2/models/m/versions/3/infer", &diabetes)
             .await
             .0,
         200
     );
     let state = repository_state(&server).await;
     assert_eq!(
-        (state["m@1"].as_str(), state["m@2"].as_str()),
-        ("UNAVAILABLE", "READY"),
-        "v1 was least recently used"
+        (
+            state["m@1"].as_str(),
+            state["m@2"].as_str(),
+            state["m@3"].as_str()
+        ),
+        ("READY", "UNAVAILABLE", "READY"),
+        "v2 was least recently used; v1 is referenced"
     );
     // Evicted versions load again on demand.
     assert_eq!(
         server
-            .post_json("/v2/models/m/versions/1/infer", &bc_inputs())
+            .post_json("/v2/models/m/versions/2/infer", &bc_inputs())
             .await
             .0,
         200
     );
     let state = repository_state(&server).await;
     assert_eq!(
-        (state["m@1"].as_str(), state["m@2"].as_str()),
+        (state["m@2"].as_str(), state["m@3"].as_str()),
         ("READY", "UNAVAILABLE")
     );
 }
@@ -737,7 +762,7 @@ async fn concurrent_first_requests_load_a_version_once() {
             .filter(|l| l.contains("model loaded and warmed up") && l.contains("version=2"))
             .count()
     };
-    // Each push preloaded the then-newest version; v3's push released v2 again.
+    // Only the first version (production) loaded at its push; v2 is not loaded.
     assert_eq!(repository_state(&server).await["bc@2"], "UNAVAILABLE");
     let before = loads_of_v2(&server.log());
     let requests: Vec<_> = (0..24)

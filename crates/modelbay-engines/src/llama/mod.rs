@@ -20,7 +20,7 @@ use llama_cpp_2::{
 use modelbay_core::ModelFormat;
 
 use crate::{
-    chat_template::ChatTemplate,
+    chat_template::{ChatTemplate, PromptPiece},
     generation::{
         ChatMessage, GenerationJob, LanguageEngine, LanguageModel, LanguageModelLimits,
         LanguageOptions, SchedulerLoad, TokenId,
@@ -159,11 +159,29 @@ impl LanguageModel for LlamaLanguageModel {
                 "this model has no chat template; use /v1/completions with a prompt".into(),
             )
         })?;
-        let text = template.render(messages)?;
+        let pieces = template.render_pieces(messages)?;
         // A template that writes the begin-of-text token itself must not get a second one.
         let bos = special_text(&self.model, self.model.vocab().bos());
-        let add_special = bos.is_empty() || !text.starts_with(&bos);
-        self.tokenize(&text, add_special)
+        let writes_bos = !bos.is_empty()
+            && matches!(pieces.first(), Some(PromptPiece::Markup(m)) if m.starts_with(&bos));
+        let mut tokens = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let add_bos = i == 0 && !writes_bos;
+            // Only the template's markup may become control tokens; what a message says is
+            // tokenized as text.
+            let (text, parse_special) = match piece {
+                PromptPiece::Markup(text) => (text, true),
+                PromptPiece::Content(text) => (text, false),
+            };
+            tokens.extend(
+                self.model
+                    .vocab()
+                    .tokenize(text.as_bytes(), add_bos, parse_special)
+                    .into_iter()
+                    .map(|t| t.0),
+            );
+        }
+        Ok(tokens)
     }
 
     fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()> {

@@ -2,6 +2,7 @@
 //! `load-dynamic` mode), so the binary builds without downloading anything.
 
 mod convert;
+mod external;
 mod signature;
 
 use std::{
@@ -91,16 +92,15 @@ impl Engine for OnnxEngine {
     }
 
     fn inspect(&self, path: &Path) -> Result<Signature> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::InvalidModel(format!("cannot read the uploaded file: {e}")))?;
+        // Refused before ONNX Runtime sees it; and the model is opened from memory, with no
+        // file path that external data could be resolved against.
+        external::refuse_external_data(&bytes)?;
         let session = self
             .session(&SessionOptions::default())?
-            .commit_from_file(path)
-            .map_err(|e| {
-                // ONNX Runtime names the file; the staging path is ours, not the caller's.
-                let detail = e
-                    .to_string()
-                    .replace(&path.display().to_string(), "the uploaded file");
-                Error::InvalidModel(format!("not a valid ONNX model: {detail}"))
-            })?;
+            .commit_from_memory(&bytes)
+            .map_err(|e| Error::InvalidModel(format!("not a valid ONNX model: {e}")))?;
         signature::read(&session)
     }
 

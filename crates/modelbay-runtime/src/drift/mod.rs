@@ -8,7 +8,7 @@ mod window;
 
 use std::{collections::HashMap, sync::Arc};
 
-use modelbay_core::{InferRequest, ModelName, ValidInferRequest};
+use modelbay_core::{Access, Caller, InferRequest, ModelName, ValidInferRequest};
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
@@ -141,11 +141,12 @@ impl Runtime {
     /// and stored; the version's drift window starts again.
     pub async fn set_reference(
         &self,
+        caller: &Caller,
         model: &ModelName,
         version: u32,
         data: ReferenceData,
-        actor: &str,
     ) -> Result<ReferenceSummary> {
+        caller.authorize(Access::Publish, model)?;
         let _one_at_a_time = self
             .reference_uploads
             .clone()
@@ -178,7 +179,7 @@ impl Runtime {
                 version,
                 &stored,
                 json!({ "rows": summary.rows, "features": summary.features.len() }),
-                actor,
+                &caller.actor(),
             )
             .await?;
         let monitor = Monitor::new(layout, stats, self.manager.drift_window());
@@ -188,13 +189,25 @@ impl Runtime {
     }
 
     /// What a version's reference data holds.
-    pub async fn reference(&self, model: &ModelName, version: u32) -> Result<ReferenceSummary> {
+    pub async fn reference(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<ReferenceSummary> {
+        caller.authorize(Access::Inspect, model)?;
         let monitor = self.monitor(model, version).await?;
         Ok(summary(&monitor.stats))
     }
 
     /// The drift of a version's live inputs against its reference data.
-    pub async fn drift(&self, model: &ModelName, version: u32) -> Result<DriftReport> {
+    pub async fn drift(
+        &self,
+        caller: &Caller,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<DriftReport> {
+        caller.authorize(Access::Inspect, model)?;
         Ok(self.monitor(model, version).await?.report())
     }
 

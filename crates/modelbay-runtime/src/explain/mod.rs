@@ -3,11 +3,14 @@
 //! the same sessions as inference) and deterministic for a seed.
 
 mod kernel_shap;
+mod permits;
+
+pub(crate) use permits::ExplainPermits;
 
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use modelbay_core::{DataType, InferRequest, ValidInferRequest};
+use modelbay_core::{Caller, DataType, InferRequest, ValidInferRequest};
 use serde::Serialize;
 
 use crate::{
@@ -24,8 +27,6 @@ pub(crate) const MAX_SAMPLES: usize = 20_000;
 pub(crate) const MAX_EVALUATIONS: usize = 4_000_000;
 /// Background rows used by default (fewer when the reference sample is smaller).
 pub(crate) const DEFAULT_BACKGROUND_ROWS: usize = 50;
-/// Explanations running at once per process; more are refused with 503.
-pub(crate) const MAX_CONCURRENT_EXPLANATIONS: usize = 2;
 /// Rows per engine run while evaluating coalitions.
 const CHUNK_ROWS: usize = 8192;
 /// Probabilities are clamped to `[P, 1 - P]` before the logit link.
@@ -133,6 +134,7 @@ impl Runtime {
     /// Explains the routed version's predictions for the rows of `req`.
     pub async fn explain(
         &self,
+        caller: &Caller,
         routed: &Routed,
         req: InferRequest,
         options: ExplainOptions,
@@ -155,12 +157,9 @@ impl Runtime {
                 "explain takes 1 to {MAX_EXPLAINED_ROWS} rows per request, got {count}"
             )));
         }
-        // Explanations run the model on millions of rows: a few at a time per process.
-        let _turn = self.explains.clone().try_acquire_owned().map_err(|_| {
-            Error::Busy(format!(
-                "{MAX_CONCURRENT_EXPLANATIONS} explanations are running; retry shortly"
-            ))
-        })?;
+        // Explanations run the model on millions of rows: a few at a time per caller and per
+        // process.
+        let _turn = self.explains.try_turn(caller)?;
         let rows = layout.rows(&valid.inputs)?;
         let background = background_rows(&monitor.stats, options.background)?;
         let features = layout.width();

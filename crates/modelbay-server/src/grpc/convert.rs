@@ -103,7 +103,7 @@ fn narrow<T: TryFrom<i64>>(
         .map(|(i, v)| {
             T::try_from(v).map_err(|_| {
                 ApiError::invalid(format!(
-                    "input '{name}' element {i} ({v}) is not a valid {datatype} value"
+                    "input '{name}' element {i} is not a valid {datatype} value"
                 ))
             })
         })

@@ -2,9 +2,10 @@
 //! Triton additions clients use), the standard `grpc.health.v1` service and server reflection,
 //! on a port of its own. The RPCs call the same runtime operations as the HTTP handlers.
 
+pub mod access;
 pub mod codec;
 mod config;
-mod convert;
+pub(crate) mod convert;
 mod service;
 mod statistics;
 
@@ -27,10 +28,9 @@ pub mod proto {
 pub struct GrpcOptions {
     /// Largest message received or sent.
     pub max_message_bytes: usize,
+    /// TLS, connection limits and timeouts, as for HTTP.
+    pub connections: crate::listen::ConnectionOptions,
 }
-
-/// Streams (concurrent RPCs) one connection may hold.
-const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 type Inference =
     proto::grpc_inference_service_server::GrpcInferenceServiceServer<service::InferenceService>;
@@ -78,7 +78,7 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reflection: {e}")))?;
     let inference = Inference::new(service::InferenceService {
-        state,
+        state: state.clone(),
         stopping: stopping.clone(),
     })
     .max_decoding_message_size(options.max_message_bytes)
@@ -91,7 +91,10 @@ pub async fn serve(
         let _ = stopped.wait_for(|&stop| stop).await;
     };
     tonic::transport::Server::builder()
-        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .layer(access::AuthorizeLayer {
+            state: state.clone(),
+        })
+        .max_concurrent_streams(Some(options.connections.max_streams_per_connection))
         // Connections to peers that vanished are noticed and closed.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
@@ -99,7 +102,14 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(inference)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(crate::listen::incoming(
+                    listener,
+                    options.connections.clone(),
+                    None,
+                )),
+                Ok::<_, std::io::Error>,
+            ),
             shutdown,
         )
         .await

@@ -5,7 +5,7 @@
 use std::{pin::Pin, time::Instant};
 
 use futures::{Stream, StreamExt};
-use modelbay_core::{parse_model_ref, ModelName, VersionRef};
+use modelbay_core::{parse_address, Caller, ModelName, VersionRef};
 use modelbay_runtime::{Outcome, RequestLabels};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -13,7 +13,7 @@ use super::{
     convert::{decode_request, encode_response},
     proto::{self, grpc_inference_service_server::GrpcInferenceService},
 };
-use crate::{error::ApiError, AppState};
+use crate::{error::ApiError, routed::route_and_run, AppState};
 
 /// The gRPC face of the runtime.
 pub(crate) struct InferenceService {
@@ -34,14 +34,18 @@ fn lookup(metadata: &tonic::metadata::MetadataMap) -> impl Fn(&str) -> Option<Ve
 /// The model and version a request names: the name may carry `@version` or `@alias`, and the
 /// `version` field takes a number or an alias (empty: the model's default route).
 pub(super) fn address(name: &str, version: &str) -> Result<(ModelName, VersionRef), ApiError> {
-    let (model, inline) = parse_model_ref(name)?;
-    match (version.is_empty(), inline) {
-        (true, inline) => Ok((model, inline)),
-        (false, VersionRef::Default) => Ok((model, VersionRef::parse(version)?)),
-        (false, _) => Err(ApiError::invalid(
-            "give the version either as name@version or in the version field, not both",
-        )),
-    }
+    Ok(parse_address(name, Some(version))?)
+}
+
+/// The caller the authentication layer attached to a request.
+pub(super) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            Status::internal("the request reached a handler without passing authentication")
+        })
 }
 
 /// How a failed request counts, by the same rule as HTTP: capacity refusals are `rejected`.
@@ -61,40 +65,43 @@ impl InferenceService {
     /// The metadata of the version a name and version field point at.
     async fn metadata(
         &self,
+        caller: &Caller,
         name: &str,
         version: &str,
     ) -> Result<modelbay_runtime::ModelMetadata, ApiError> {
         let (name, version) = address(name, version)?;
-        Ok(self.state.runtime.metadata(&name, &version).await?)
+        Ok(self.state.runtime.metadata(caller, &name, &version).await?)
     }
 
     /// Routes, runs and encodes one inference request, and counts it in the metrics with
     /// `protocol="grpc"`.
     async fn infer(
         &self,
+        caller: &Caller,
         request: proto::ModelInferRequest,
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<proto::ModelInferResponse, ApiError> {
         let started = Instant::now();
-        let mut served: Option<(String, String, String)> = None;
-        let result = async {
-            let (name, version) = address(&request.model_name, &request.model_version)?;
-            let routed = self
-                .state
-                .runtime
-                .route(&name, &version, &lookup(metadata))
-                .await?;
-            served = Some((
-                routed.model.record.model.clone(),
-                routed.model.record.version.to_string(),
-                routed.route.alias.clone().unwrap_or_default(),
-            ));
-            let (decoded, encoding) = decode_request(request)?;
-            let response = self.state.runtime.infer(&routed, decoded).await?;
-            Ok::<_, ApiError>(encode_response(response, encoding))
-        }
-        .await;
-        let (model, version, alias) = served.unwrap_or_default();
+        let (result, served) = match address(&request.model_name, &request.model_version) {
+            Ok(address) => {
+                route_and_run(
+                    &self.state,
+                    caller,
+                    address,
+                    &lookup(metadata),
+                    async |routed| {
+                        let (decoded, encoding) = decode_request(request)?;
+                        let response = self.state.runtime.infer(routed, decoded).await?;
+                        Ok::<_, ApiError>(encode_response(response, encoding))
+                    },
+                )
+                .await
+            }
+            Err(e) => (Err(e), None),
+        };
+        let (model, version, alias) = served
+            .map(|s| (s.model, s.version.to_string(), s.alias.unwrap_or_default()))
+            .unwrap_or_default();
         let outcome = match &result {
             Ok(_) => Outcome::Success,
             Err(e) => outcome(e),
@@ -139,11 +146,18 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let (name, version) = address(&request.name, &request.version)?;
         // As Triton: a version that does not exist or cannot serve is "not ready"; only a
-        // malformed name or version is an error.
-        let ready = self.state.runtime.ready(&name, &version).await.is_ok();
+        // malformed name or version, or a caller without access, is an error.
+        let ready = match self.state.runtime.ready(&caller, &name, &version).await {
+            Ok(_) => true,
+            Err(e) if e.code() == modelbay_core::ErrorCode::PermissionDenied => {
+                return Err(ApiError::from(e).into())
+            }
+            Err(_) => false,
+        };
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
 
@@ -165,8 +179,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
-        let meta = self.metadata(&request.name, &request.version).await?;
+        let meta = self
+            .metadata(&caller, &request.name, &request.version)
+            .await?;
         let tensors = |specs: &[modelbay_core::TensorSpec]| {
             specs
                 .iter()
@@ -190,9 +207,10 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
+        let caller = caller(&request)?;
         let metadata = request.metadata().clone();
         Ok(Response::new(
-            self.infer(request.into_inner(), &metadata).await?,
+            self.infer(&caller, request.into_inner(), &metadata).await?,
         ))
     }
 
@@ -204,6 +222,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<Streaming<proto::ModelInferRequest>>,
     ) -> Result<Response<InferStream>, Status> {
+        let caller = std::sync::Arc::new(caller(&request)?);
         let state = self.state.clone();
         let stopping = self.stopping.clone();
         // The stream's metadata (e.g. a sticky-routing header) applies to all its requests.
@@ -221,7 +240,7 @@ impl GrpcInferenceService for InferenceService {
                     state: state.clone(),
                     stopping: stopping.clone(),
                 };
-                let metadata = metadata.clone();
+                let (metadata, caller) = (metadata.clone(), caller.clone());
                 async move {
                     let request = request?;
                     // A failed answer still names its request, so the client can match it.
@@ -231,7 +250,7 @@ impl GrpcInferenceService for InferenceService {
                         id: request.id.clone(),
                         ..Default::default()
                     };
-                    Ok(match service.infer(request, &metadata).await {
+                    Ok(match service.infer(&caller, request, &metadata).await {
                         Ok(response) => proto::ModelStreamInferResponse {
                             error_message: String::new(),
                             infer_response: Some(response),
@@ -251,8 +270,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelConfigRequest>,
     ) -> Result<Response<proto::ModelConfigResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
-        let meta = self.metadata(&request.name, &request.version).await?;
+        let meta = self
+            .metadata(&caller, &request.name, &request.version)
+            .await?;
         Ok(Response::new(proto::ModelConfigResponse {
             config: Some(super::config::model_config(&meta)),
         }))
@@ -262,9 +284,11 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::ModelStatisticsRequest>,
     ) -> Result<Response<proto::ModelStatisticsResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let stats =
-            super::statistics::collect(&self.state, &request.name, &request.version).await?;
+            super::statistics::collect(&self.state, &caller, &request.name, &request.version)
+                .await?;
         Ok(Response::new(proto::ModelStatisticsResponse {
             model_stats: stats,
         }))
@@ -274,11 +298,12 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::RepositoryIndexRequest>,
     ) -> Result<Response<proto::RepositoryIndexResponse>, Status> {
+        let caller = caller(&request)?;
         let ready_only = request.into_inner().ready;
         let entries = self
             .state
             .runtime
-            .repository_index()
+            .repository_index(&caller)
             .await
             .map_err(ApiError::from)?;
         let models = entries
@@ -298,6 +323,7 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::RepositoryModelLoadRequest>,
     ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         if !request.parameters.is_empty() {
             return Err(ApiError::invalid(
@@ -309,7 +335,7 @@ impl GrpcInferenceService for InferenceService {
         let name = ModelName::new(&request.model_name).map_err(ApiError::from)?;
         self.state
             .runtime
-            .load_model(&name)
+            .load_model(&caller, &name)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(proto::RepositoryModelLoadResponse {}))
@@ -319,11 +345,12 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<proto::RepositoryModelUnloadRequest>,
     ) -> Result<Response<proto::RepositoryModelUnloadResponse>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let name = ModelName::new(&request.model_name).map_err(ApiError::from)?;
         self.state
             .runtime
-            .unload_model(&name)
+            .unload_model(&caller, &name)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(proto::RepositoryModelUnloadResponse {}))

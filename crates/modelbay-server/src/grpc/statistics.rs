@@ -1,7 +1,7 @@
 //! Triton's model statistics, read from the same numbers as `/metrics` (all protocols and
 //! aliases of a version together), for every loaded version of a model or of all models.
 
-use modelbay_core::VersionRef;
+use modelbay_core::{Access, Caller, VersionRef};
 use modelbay_runtime::Timed;
 
 use super::proto;
@@ -18,10 +18,12 @@ fn duration(t: Timed) -> proto::StatisticDuration {
 /// empty name, every model's.
 pub(crate) async fn collect(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     version: &str,
 ) -> Result<Vec<proto::ModelStatistics>, ApiError> {
-    let entries = state.runtime.repository_index().await?;
+    caller.require(Access::Inspect)?;
+    let entries = state.runtime.repository_index(caller).await?;
     // A model name (with `@version`/`@alias`, or a version field) narrows the answer as every
     // other RPC reads it; a reference to one version resolves to its number.
     let wanted: Option<(String, Option<String>)> = if name.is_empty() {
@@ -33,7 +35,7 @@ pub(crate) async fn collect(
             reference => Some(
                 state
                     .runtime
-                    .metadata(&model, &reference)
+                    .metadata(caller, &model, &reference)
                     .await?
                     .version
                     .to_string(),

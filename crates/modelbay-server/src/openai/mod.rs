@@ -3,8 +3,8 @@
 //! `name@alias` or `name@version`) like any other request, and run one runtime operation.
 //! Errors use OpenAI's shape so that OpenAI clients raise their usual exceptions.
 
-mod embeddings;
-mod request;
+pub(crate) mod embeddings;
+pub(crate) mod request;
 mod response;
 
 use axum::{
@@ -12,29 +12,35 @@ use axum::{
     extract::State,
     http::{header, HeaderMap},
     response::{sse::Sse, IntoResponse, Response},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
-use modelbay_core::parse_model_ref;
+use modelbay_core::{parse_address, Access, Caller};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::{body::read_limited, error::OpenAiError, AppState};
+use crate::{
+    access::Routes, auth::Authenticated, body::read_limited, error::OpenAiError,
+    routed::serve_routed, AppState,
+};
 use request::{ChatRequest, CompletionRequest, Streaming};
 use response::{Envelope, Kind};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embed))
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    Routes::default()
+        .get("/v1/models", Metadata, models)
+        .post("/v1/chat/completions", Infer, chat)
+        .post("/v1/completions", Infer, completions)
+        .post("/v1/embeddings", Infer, embed)
 }
 
-async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, OpenAiError> {
+async fn models(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<serde_json::Value>, OpenAiError> {
     let data: Vec<_> = state
         .runtime
-        .served_openai_models()
+        .served_openai_models(&caller)
         .await?
         .into_iter()
         .map(|m| {
@@ -60,13 +66,13 @@ async fn parse<T: DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let bytes = read_limited(body, declared, state.limits.max_request_bytes).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        crate::ApiError::invalid(format!("the request body is not a valid request: {e}")).into()
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| crate::json_error::invalid_json("request body", &e).into())
 }
 
 async fn chat(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
@@ -74,11 +80,21 @@ async fn chat(
     let streaming = req.options.streaming();
     let model = req.model.clone();
     let generation = req.into_generation()?;
-    run(state, headers, Kind::Chat, model, generation, streaming).await
+    run(
+        state,
+        caller,
+        headers,
+        Kind::Chat,
+        model,
+        generation,
+        streaming,
+    )
+    .await
 }
 
 async fn completions(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
@@ -88,6 +104,7 @@ async fn completions(
     let generation = req.into_generation()?;
     run(
         state,
+        caller,
         headers,
         Kind::Completion,
         model,
@@ -99,44 +116,43 @@ async fn completions(
 
 async fn embed(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
     let req: embeddings::EmbeddingRequest = parse(&state, &headers, body).await?;
     let (inputs, encoding) = req.validate()?;
-    let (name, version) = parse_model_ref(&req.model)?;
-    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
-    let routed = state.runtime.route(&name, &version, &header).await?;
-    let embedded = async {
-        let produced = state.runtime.embedding_dimensions(&routed)?;
+    let address = parse_address(&req.model, None)?;
+    serve_routed(&state, &caller, address, &headers, async |routed| {
+        let produced = state.runtime.embedding_dimensions(routed)?;
         embeddings::check_dimensions(req.dimensions, produced)?;
-        let result = state.runtime.embed(&routed, inputs).await?;
-        Ok::<_, OpenAiError>(Json(embeddings::body(&req.model, result, encoding)).into_response())
-    };
-    annotate(embedded.await, &routed)
+        let result = state.runtime.embed(routed, inputs).await?;
+        Ok(Json(embeddings::body(&req.model, result, encoding)).into_response())
+    })
+    .await
 }
 
 /// Routes the request, starts the generation and answers whole or as a stream.
 async fn run(
     state: AppState,
+    caller: Caller,
     headers: HeaderMap,
     kind: Kind,
     model: String,
     request: modelbay_runtime::GenerationRequest,
     streaming: Streaming,
 ) -> Result<Response, OpenAiError> {
-    let (name, version) = parse_model_ref(&model)?;
-    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
-    let routed = state.runtime.route(&name, &version, &header).await?;
-    annotate(
-        generate_routed(&state, &routed, kind, model, request, streaming).await,
-        &routed,
-    )
+    let address = parse_address(&model, None)?;
+    serve_routed(&state, &caller, address, &headers, async |routed| {
+        generate_routed(&state, &caller, routed, kind, model, request, streaming).await
+    })
+    .await
 }
 
 /// Starts the generation on a routed version and answers whole or as a stream.
 async fn generate_routed(
     state: &AppState,
+    caller: &Caller,
     routed: &modelbay_runtime::Routed,
     kind: Kind,
     model: String,
@@ -155,7 +171,7 @@ async fn generate_routed(
             .unwrap_or("")
     );
     let envelope = Envelope::new(kind, model, fingerprint);
-    let generation = state.runtime.generate(routed, request).await?;
+    let generation = state.runtime.generate(caller, routed, request).await?;
     let http = if streaming.enabled {
         let events = response::stream(envelope, generation, streaming.include_usage);
         Sse::new(events).into_response()
@@ -163,17 +179,4 @@ async fn generate_routed(
         Json(response::collect(&envelope, generation).await?).into_response()
     };
     Ok(http)
-}
-
-/// Names the version (and alias) that answered or failed, in response headers (on success) and
-/// for the request log and metrics.
-fn annotate(
-    result: Result<Response, OpenAiError>,
-    routed: &modelbay_runtime::Routed,
-) -> Result<Response, OpenAiError> {
-    let served = crate::v2::routed_by(routed);
-    match result {
-        Ok(http) => Ok(crate::observe::served_by(http, served)),
-        Err(e) => Err(e.served_by(served)),
-    }
 }

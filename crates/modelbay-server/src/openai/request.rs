@@ -244,9 +244,9 @@ fn message(index: usize, m: MessageIn) -> Result<ChatMessage, ApiError> {
         "system" | "developer" => "system",
         "user" => "user",
         "assistant" => "assistant",
-        other => {
+        _ => {
             return Err(ApiError::invalid(format!(
-                "messages[{index}].role '{other}' is not supported; use system, user or assistant"
+                "messages[{index}].role is not supported; use system, user or assistant"
             )))
         }
     };

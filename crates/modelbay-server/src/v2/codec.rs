@@ -2,33 +2,40 @@
 //! extension (a JSON header followed by raw tensor bytes) in both directions.
 
 use bytes::Bytes;
-use modelbay_core::{parse_shape, DataType, InferRequest, InferResponse, Tensor, TensorData};
+use modelbay_core::{
+    decode_json_data, parse_shape, DataType, InferRequest, InferResponse, JsonDataError, Tensor,
+    TensorData,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{value::RawValue, Map, Value};
 
 use crate::error::ApiError;
 
 /// Response header carrying the JSON header's length when binary data follows it.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
+/// The request as parsed: each input's `data` stays raw JSON, borrowed from the body, until
+/// it is decoded against its declared shape and datatype.
 #[derive(Deserialize)]
-struct RequestJson {
+struct RequestJson<'a> {
     id: Option<String>,
     #[serde(default)]
     parameters: Map<String, Value>,
-    inputs: Vec<InputJson>,
+    #[serde(borrow)]
+    inputs: Vec<InputJson<'a>>,
     #[serde(default)]
     outputs: Vec<OutputJson>,
 }
 
 #[derive(Deserialize)]
-struct InputJson {
+struct InputJson<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Map<String, Value>,
-    data: Option<Value>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -68,8 +75,8 @@ fn bool_param(
     match params.get(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(ApiError::invalid(format!(
-            "parameter '{key}' of {owner} must be true or false, not {other}"
+        Some(_) => Err(ApiError::invalid(format!(
+            "parameter '{key}' of {owner} must be true or false"
         ))),
     }
 }
@@ -103,7 +110,7 @@ pub fn decode_request(
         ));
     }
     let parsed: RequestJson = serde_json::from_slice(json)
-        .map_err(|e| ApiError::invalid(format!("invalid inference request JSON: {e}")))?;
+        .map_err(|e| crate::json_error::invalid_json("inference request JSON", &e))?;
 
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
     for input in &parsed.inputs {
@@ -143,7 +150,7 @@ pub fn decode_request(
     })
 }
 
-fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
+fn decode_input(input: &InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
     let datatype: DataType = input
         .datatype
         .parse()
@@ -160,7 +167,7 @@ fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiErro
         (Some(size), None) => {
             let size = size.as_u64().ok_or_else(|| {
                 ApiError::invalid(format!(
-                    "input '{}': binary_data_size must be a non-negative integer, not {size}",
+                    "input '{}': binary_data_size must be a non-negative integer",
                     input.name
                 ))
             })?;
@@ -177,21 +184,15 @@ fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiErro
                 .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?
         }
         (None, Some(data)) => {
-            let mut flat = Vec::with_capacity(count.min(1 << 16));
-            let fits = flatten(data, &mut flat, count).is_ok();
-            if !fits || flat.len() != count {
-                let found = if fits {
-                    flat.len().to_string()
-                } else {
-                    format!("more than {count}")
-                };
-                return Err(ApiError::invalid(format!(
-                    "input '{}' has {found} elements in 'data' but its shape {:?} needs {count}",
-                    input.name, input.shape
-                )));
-            }
-            TensorData::from_json(datatype, &flat)
-                .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?
+            decode_json_data(datatype, data.get().as_bytes(), count).map_err(|e| match e {
+                JsonDataError::Count { found } => ApiError::invalid(format!(
+                    "input '{}' has {} elements in 'data' but its shape {:?} needs {count}",
+                    input.name,
+                    found.map_or_else(|| format!("more than {count}"), |n| n.to_string()),
+                    input.shape
+                )),
+                other => ApiError::invalid(format!("input '{}': {other}", input.name)),
+            })?
         }
         (None, None) => {
             return Err(ApiError::invalid(format!(
@@ -201,19 +202,6 @@ fn decode_input(input: &InputJson, binary: &mut &[u8]) -> Result<Tensor, ApiErro
         }
     };
     Ok(Tensor::new(input.name.clone(), shape, data)?)
-}
-
-/// Flattens nested arrays row-major into `out`, giving up as soon as there are more than
-/// `limit` elements, so a lying shape never makes us collect more than it claims.
-fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>, limit: usize) -> Result<(), ()> {
-    match v {
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out, limit)),
-        scalar if out.len() < limit => {
-            out.push(scalar);
-            Ok(())
-        }
-        _ => Err(()),
-    }
 }
 
 #[derive(Serialize)]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::ModelPath;
 use crate::observe::{served_by, ServedBy};
-use crate::{error::ApiError, AppState};
+use crate::{auth::Authenticated, error::ApiError, AppState};
 
 fn triton_type(datatype: DataType) -> &'static str {
     match datatype {
@@ -42,10 +42,11 @@ fn tensors(specs: &[TensorSpec]) -> Vec<Value> {
 
 pub(super) async fn model_config(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    let meta = state.runtime.metadata(&name, &version).await?;
+    let meta = state.runtime.metadata(&caller, &name, &version).await?;
     let backend = meta.platform.split('_').next().unwrap_or(meta.platform);
     let body = json!({
         "name": meta.name,

@@ -12,32 +12,28 @@ use axum::{
 };
 use modelbay_runtime::{Background, ExplainOptions, Link};
 
-use super::{read_request, routed_by, ModelPath};
-use crate::{error::ApiError, observe::served_by, AppState};
+use super::{read_request, ModelPath};
+use crate::{auth::Authenticated, error::ApiError, routed::serve_routed, AppState};
 
 pub(super) async fn explain(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(path): Path<ModelPath>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (name, version) = path.parse()?;
+    let address = path.parse()?;
     let options = options(query.as_deref().unwrap_or_default())?;
-    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
-    let routed = state.runtime.route(&name, &version, &header).await?;
-    let explained = async {
+    serve_routed(&state, &caller, address, &headers, async |routed| {
         let decoded = read_request(&state, &headers, body).await?;
         let explanation = state
             .runtime
-            .explain(&routed, decoded.request, options)
+            .explain(&caller, routed, decoded.request, options)
             .await?;
-        Ok::<_, ApiError>(Json(explanation).into_response())
-    };
-    match explained.await {
-        Ok(http) => Ok(served_by(http, routed_by(&routed))),
-        Err(e) => Err(e.served_by(routed_by(&routed))),
-    }
+        Ok(Json(explanation).into_response())
+    })
+    .await
 }
 
 fn options(query: &str) -> Result<ExplainOptions, ApiError> {

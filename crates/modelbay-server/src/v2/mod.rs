@@ -1,7 +1,7 @@
 //! Open Inference Protocol v2 (KServe / Triton) over HTTP: health, metadata, readiness and
 //! inference. Handlers only translate; every decision is a runtime operation.
 
-mod codec;
+pub(crate) mod codec;
 mod config;
 mod explain;
 mod repository;
@@ -11,52 +11,67 @@ use axum::{
     extract::{Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
-use modelbay_core::{parse_model_ref, ErrorCode, ModelName, VersionRef};
+use modelbay_core::{parse_address, Access, ErrorCode, ModelName, VersionRef};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
+    access::Routes,
+    auth::Authenticated,
     body::{self, read_limited},
     error::ApiError,
     observe::{served_by, ServedBy},
+    routed::serve_routed,
     AppState,
 };
 
 /// Extensions of the protocol this server implements, as reported in server metadata.
 pub(crate) const EXTENSIONS: &[&str] = &["binary_tensor_data", "model_repository"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(ready))
-        .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
-        .route(
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    Routes::default()
+        .get("/v2", Metadata, server_metadata)
+        .get("/v2/health/live", Open, live)
+        .get("/v2/health/ready", Open, ready)
+        .get("/v2/models/{model}", Metadata, model_metadata)
+        .get("/v2/models/{model}/ready", Metadata, model_ready)
+        .post("/v2/models/{model}/infer", Infer, infer)
+        .get(
+            "/v2/models/{model}/versions/{version}",
+            Metadata,
+            model_metadata,
+        )
+        .get(
             "/v2/models/{model}/versions/{version}/ready",
-            get(model_ready),
+            Metadata,
+            model_ready,
         )
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
-        .route("/v2/models/{model}/explain", post(explain::explain))
-        .route(
+        .post("/v2/models/{model}/versions/{version}/infer", Infer, infer)
+        .post("/v2/models/{model}/explain", Infer, explain::explain)
+        .post(
             "/v2/models/{model}/versions/{version}/explain",
-            post(explain::explain),
+            Infer,
+            explain::explain,
         )
-        .route("/v2/models/{model}/config", get(config::model_config))
-        .route(
+        .get("/v2/models/{model}/config", Metadata, config::model_config)
+        .get(
             "/v2/models/{model}/versions/{version}/config",
-            get(config::model_config),
+            Metadata,
+            config::model_config,
         )
-        .route("/v2/repository/index", post(repository::index))
-        .route("/v2/repository/models/{model}/load", post(repository::load))
-        .route(
+        .post("/v2/repository/index", Metadata, repository::index)
+        .post(
+            "/v2/repository/models/{model}/load",
+            Publish,
+            repository::load,
+        )
+        .post(
             "/v2/repository/models/{model}/unload",
-            post(repository::unload),
+            Publish,
+            repository::unload,
         )
 }
 
@@ -70,14 +85,7 @@ impl ModelPath {
     /// The model segment may carry `@version` or `@alias`; the `versions/{v}` segment takes a
     /// number or an alias. Giving both is ambiguous.
     pub(super) fn parse(&self) -> Result<(ModelName, VersionRef), ApiError> {
-        let (name, inline) = parse_model_ref(&self.model)?;
-        match (&self.version, inline) {
-            (None, inline) => Ok((name, inline)),
-            (Some(v), VersionRef::Default) => Ok((name, VersionRef::parse(v)?)),
-            (Some(_), _) => Err(ApiError::invalid(
-                "give the version either as name@version or in the versions/{version} segment, not both",
-            )),
-        }
+        Ok(parse_address(&self.model, self.version.as_deref())?)
     }
 }
 
@@ -107,10 +115,11 @@ async fn server_metadata() -> Json<serde_json::Value> {
 
 async fn model_metadata(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
-    let meta = state.runtime.metadata(&name, &version).await?;
+    let meta = state.runtime.metadata(&caller, &name, &version).await?;
     let body = json!({
         "name": meta.name,
         "versions": meta.versions.iter().map(u32::to_string).collect::<Vec<_>>(),
@@ -126,12 +135,13 @@ async fn model_metadata(
 
 async fn model_ready(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let (name, version) = path.parse()?;
     // A version that cannot load answers with its error's own status: 503 for a failed load
     // or warm-up, 500 (details only in the log) for a corrupt artifact.
-    let number = state.runtime.ready(&name, &version).await?;
+    let number = state.runtime.ready(&caller, &name, &version).await?;
     let body = json!({ "name": name.as_str(), "version": number.to_string(), "ready": true });
     Ok(served_by(
         Json(body).into_response(),
@@ -141,17 +151,16 @@ async fn model_ready(
 
 async fn infer(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Path(path): Path<ModelPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (name, version) = path.parse()?;
-    let header = |key: &str| headers.get(key).map(|v| v.as_bytes().to_vec());
-    let routed = state.runtime.route(&name, &version, &header).await?;
-    match infer_routed(&state, &routed, &headers, body).await {
-        Ok(http) => Ok(served_by(http, routed_by(&routed))),
-        Err(e) => Err(e.served_by(routed_by(&routed))),
-    }
+    let address = path.parse()?;
+    serve_routed(&state, &caller, address, &headers, async |routed| {
+        infer_routed(&state, routed, &headers, body).await
+    })
+    .await
 }
 
 /// Decodes, runs and encodes a request already routed to a version.
@@ -213,13 +222,4 @@ pub(crate) fn decode_json_request(
     bytes: &bytes::Bytes,
 ) -> Result<modelbay_core::InferRequest, ApiError> {
     Ok(codec::decode_request(bytes, None)?.request)
-}
-
-/// What the log and the response headers say about the version a routed request reached.
-pub(crate) fn routed_by(routed: &modelbay_runtime::Routed) -> ServedBy {
-    ServedBy {
-        model: routed.model.record.model.clone(),
-        version: routed.model.record.version,
-        alias: routed.route.alias.clone(),
-    }
 }
