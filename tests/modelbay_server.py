@@ -48,19 +48,24 @@ def start_server(binary, data_dir, *extra):
     for line in proc.stdout:
         if line.startswith("modelbay gRPC listening on "):
             proc.grpc_address = line.strip().rsplit(" ", 1)[1]
-        if line.startswith("modelbay listening on http://"):
+        if line.startswith("modelbay listening on http"):
             global API_KEY
             API_KEY = (Path(data_dir) / "admin.key").read_text().strip()
             # The modelbay CLI commands the checks run find the key here.
             os.environ["MODELBAY_API_KEY"] = API_KEY
-            return proc, line.strip().rsplit("http://", 1)[1]
+            return proc, line.strip().rsplit("://", 1)[1]
     raise RuntimeError("server exited before listening")
 
 
-def push(address, name, path):
-    """Pushes the file at `path` as the next version of `name`; fails unless the answer is 201."""
+def push(address, name, path, scheme="http", context=None):
+    """Pushes the file at `path` as the next version of `name`; fails unless the answer is 201.
+    `context` is the ssl.SSLContext for an https server."""
     request = urllib.request.Request(
-        f"http://{address}/api/v1/models/{name}/versions", data=Path(path).read_bytes(), method="POST")
-    with urllib.request.urlopen(request) as response:
+        f"{scheme}://{address}/api/v1/models/{name}/versions", data=Path(path).read_bytes(),
+        method="POST")
+    # urlopen with a context builds its own opener, without the installed bearer handler.
+    if API_KEY:
+        request.add_header("Authorization", f"Bearer {API_KEY}")
+    with urllib.request.urlopen(request, context=context) as response:
         if response.status != 201:
             raise AssertionError(f"push {name}: {response.status}")

@@ -209,8 +209,11 @@ fn timed(
     let (forward, received) = tokio::sync::mpsc::unbounded_channel();
     let queued = Instant::now();
     tokio::spawn(async move {
-        // The request stays in flight until its last event is passed on.
+        // The request stays in flight, and its sequences count against the caller's share,
+        // until its last event is passed on. (Bound whole: the loop below uses only some of
+        // `charge`'s fields, and a block that captured only those would drop the share at once.)
         let _in_flight = in_flight;
+        let charge = charge;
         let mut first_text: HashMap<u32, Instant> = HashMap::new();
         loop {
             let event = tokio::select! {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{repo_root, TestServer};
+use crate::common::{client_with_key, repo_root, TestServer};
 
 fn smollm2() -> Vec<u8> {
     let path = std::env::var("MODELBAY_SMOLLM2")
@@ -555,7 +555,7 @@ async fn bad_requests_get_openai_errors_never_a_5xx() {
             "messages not a list",
             json!({"model": "chat", "messages": "hi"}),
             400,
-            "not a valid request",
+            "wrong type (expected a sequence)",
         ),
         (
             "missing model",
@@ -747,4 +747,126 @@ async fn special_tokens_written_in_a_message_are_text_not_control_tokens() {
         injected >= plain + 6,
         "special-token text became control tokens: {plain} vs {injected} prompt tokens"
     );
+}
+
+/// One key cannot take the shared queue: it may hold `max_sequences` sequences at once (a
+/// request's `n` counts each), beyond that it gets 429 with Retry-After while another key is
+/// served at once, and its share comes back when its stream ends. A key over its generated
+/// tokens per minute is refused until the budget refills. Each refusal is counted by key id.
+#[tokio::test]
+async fn one_key_cannot_fill_the_queue_or_outrun_its_token_budget() {
+    let server = llm_server(&["--llm-max-sequences", "4", "--llm-context", "2048"]).await;
+    let (greedy_id, greedy) = server
+        .create_key(json!({"role": "consumer", "label": "greedy",
+                           "limits": {"max_sequences": 2}}))
+        .await;
+    let (_, polite) = server
+        .create_key(json!({"role": "consumer", "label": "polite"}))
+        .await;
+    let greedy = client_with_key(&greedy);
+    let polite = client_with_key(&polite);
+    let url = server.url("/v1/chat/completions");
+    let refused_for = |response: reqwest::Response, needle: &'static str| async move {
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 429, "{needle}: {body}");
+        assert_eq!(retry_after.unwrap(), "1");
+        assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    };
+
+    // Three choices are three sequences: over the key's two before anything is queued.
+    let mut three = chat_body("Hi", 2);
+    three["n"] = json!(3);
+    let response = greedy.post(&url).json(&three).send().await.unwrap();
+    refused_for(response, "sequences").await;
+
+    // A long stream with two choices holds the key's whole share...
+    let mut long = chat_body("Write a very long essay about the sea.", 1500);
+    long["n"] = json!(2);
+    long["stream"] = json!(true);
+    let response = greedy.post(&url).json(&long).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut chunks = response.bytes_stream();
+    chunks.next().await.unwrap().unwrap();
+    // ...so one more from the same key is refused, while another key is served.
+    let response = greedy
+        .post(&url)
+        .json(&chat_body("Hi", 2))
+        .send()
+        .await
+        .unwrap();
+    refused_for(response, "sequences").await;
+    let response = polite
+        .post(&url)
+        .json(&chat_body("Hi", 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Both refusals are counted against the key.
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!(
+        "modelbay_key_limited_requests_total{{key_id=\"{greedy_id}\",limit=\"max_sequences\"}} 2"
+    );
+    assert!(text.contains(&line), "{line} not in the metrics");
+
+    // Hanging up gives the share back.
+    drop(chunks);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = greedy
+            .post(&url)
+            .json(&chat_body("Hi", 2))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "the stream's share never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Four generated tokens a minute: the first request is charged what it generated when it
+    // ends (it may overshoot once); the next is refused until the budget refills.
+    let (_, metered) = server
+        .create_key(json!({"role": "consumer", "label": "metered",
+                           "limits": {"tokens_per_minute": 4}}))
+        .await;
+    let metered = client_with_key(&metered);
+    let response = metered
+        .post(&url)
+        .json(&chat_body("Count from one to fifty in words.", 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["usage"]["completion_tokens"].as_u64().unwrap() >= 4,
+        "{body}"
+    );
+    let response = metered
+        .post(&url)
+        .json(&chat_body("Hi", 2))
+        .send()
+        .await
+        .unwrap();
+    refused_for(response, "tokens per minute").await;
 }

@@ -454,3 +454,172 @@ async fn slow_clients_are_cut_off() {
     let (status, _) = server.get("/v2/health/ready").await;
     assert_eq!(status, 200);
 }
+
+/// Sends a whole request on a raw connection and reads the status line of the answer; `None`
+/// when the server closes the connection without one.
+fn status_of(stream: &mut TcpStream, request: &str) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = vec![0u8; 4096];
+    match stream.read(&mut answer) {
+        Ok(n) if n > 0 => {
+            let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+            Some(answer.lines().next().unwrap_or_default().to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_trickling_body_meets_the_request_deadline() {
+    let server =
+        TestServer::start_with(&["--body-idle-timeout", "2", "--request-timeout", "2"]).await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let key = server.admin_key.clone();
+    tokio::task::spawn_blocking(move || {
+        // One byte every 300 ms never trips the idle timeout, but the whole body is late.
+        let mut trickle = TcpStream::connect(&address).unwrap();
+        write!(
+            trickle,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        .unwrap();
+        trickle.set_nonblocking(true).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        while started.elapsed() < Duration::from_secs(8) {
+            let mut buf = [0u8; 1024];
+            match trickle.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            let _ = trickle.write_all(b" ");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(answer.contains("did not arrive within"), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn connections_and_buffered_bytes_are_bounded() {
+    let server = TestServer::start_with(&[
+        "--max-connections",
+        "4",
+        "--max-inflight-bytes",
+        "65536",
+        "--body-idle-timeout",
+        "30",
+    ])
+    .await;
+    let (status, body) = server.push("bc", "breast_cancer_lr.onnx").await;
+    assert_eq!(status, 201, "{body}");
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let key = server.admin_key.clone();
+    let live = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answered = tokio::task::spawn_blocking(move || {
+        // Eight connections, each kept open after its answer: at most four are served (the
+        // test's own client may hold one of them), the rest are closed unanswered.
+        let mut open: Vec<TcpStream> = Vec::new();
+        let mut answered = 0;
+        for _ in 0..8 {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            if let Some(line) = status_of(&mut stream, live) {
+                assert!(line.contains("200"), "{line}");
+                answered += 1;
+            }
+            open.push(stream);
+        }
+        drop(open);
+        answered
+    })
+    .await
+    .unwrap();
+    assert!(
+        (3..=4).contains(&answered),
+        "{answered} of 8 connections served"
+    );
+
+    // Closed connections give their places back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server
+        .http
+        .get(server.url("/v2/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A body that has sent 60 KB of its 200 KB holds 60 KB of the 64 KiB budget...
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let held = tokio::task::spawn_blocking(move || {
+        let mut slow = TcpStream::connect(&address).unwrap();
+        write!(
+            slow,
+            "POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n"
+        )
+        .unwrap();
+        slow.write_all(&[b' '; 60_000]).unwrap();
+        slow
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so an 8 KB request is refused with 503 and Retry-After...
+    let rows =
+        std::fs::read_to_string(crate::common::fixture("breast_cancer_lr.expected.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    let input = expected["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "input")
+        .unwrap()
+        .clone();
+    let mut body = serde_json::to_string(&serde_json::json!({"inputs": [input]})).unwrap();
+    body.push_str(&" ".repeat(8192));
+    let infer = || {
+        server
+            .http
+            .post(server.url("/v2/models/bc/infer"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    let refused = infer().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let answer: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("request bytes"),
+        "{answer}"
+    );
+    // ...until the slow client goes away and its bytes are given back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = infer().await.unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the held bytes never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
