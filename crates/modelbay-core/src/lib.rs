@@ -23,6 +23,6 @@ pub use name::{parse_address, parse_model_ref, validate_alias, LabelKey, ModelNa
 pub use routing::{RoutingPolicy, Target, WeightedTarget};
 pub use signature::{Signature, TensorSpec};
 pub use tensor::{
-    decode_json_data, element_count, parse_shape, JsonDataError, Tensor, TensorData,
+    decode_json_data, element_count, parse_shape, JsonDataError, JsonDataSeed, Tensor, TensorData,
     MAX_TENSOR_ELEMENTS,
 };

@@ -51,7 +51,7 @@ macro_rules! with_fixed {
 mod json;
 mod rows;
 
-pub use json::{decode_json_data, JsonDataError};
+pub use json::{decode_json_data, JsonDataError, JsonDataSeed};
 
 /// Little-endian encoding of one fixed-size element.
 trait LeBytes: Sized + Copy {

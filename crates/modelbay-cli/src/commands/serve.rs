@@ -10,7 +10,7 @@ use anyhow::Context;
 use modelbay_engines::EngineSet;
 use modelbay_registry::Registry;
 use modelbay_runtime::{Metrics, Runtime, RuntimeOptions};
-use modelbay_server::{AppState, AuthMode, Limits};
+use modelbay_server::{AppState, AuthMode, Limits, Shared};
 
 use crate::config::{AuthSetting, ServeArgs, Settings};
 
@@ -62,7 +62,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ready.store(true, Ordering::Release);
         }
     });
-    let state = AppState {
+    let state = AppState::new(Shared {
         runtime,
         limits: Limits {
             max_request_bytes: settings.max_request_bytes,
@@ -78,7 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .log_payloads
             .then(|| modelbay_server::PayloadLog::new(settings.redact_fields.clone())),
         auth,
-    };
+    });
     let tls = settings
         .tls
         .clone()
@@ -273,13 +273,13 @@ fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
     #[allow(unused_mut)]
     let mut engines = EngineSet::default();
     #[cfg(feature = "onnx")]
-    let onnx = {
-        let onnx = Arc::new(modelbay_engines::onnx::OnnxEngine::new(
-            settings.onnxruntime_lib.as_deref(),
-        )?);
+    let onnx = Arc::new(modelbay_engines::onnx::OnnxEngine::new(
+        settings.onnxruntime_lib.as_deref(),
+    )?);
+    #[cfg(feature = "onnx")]
+    {
         engines = engines.with(onnx.clone());
-        onnx
-    };
+    }
     #[cfg(all(feature = "embed", feature = "onnx"))]
     {
         let sentence = modelbay_engines::sentence::SentenceTransformersEngine::new(Some(onnx));

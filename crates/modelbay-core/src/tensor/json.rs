@@ -2,13 +2,14 @@
 //!
 //! The elements are read by a serde visitor while the JSON is parsed, so no `serde_json::Value`
 //! tree is ever built: a request costs its body plus its typed tensor, and a shape that lies is
-//! caught at the first element past what it claims. Errors name positions and datatypes, never
-//! the values a client sent.
+//! caught at the first element past what it claims. [`JsonDataSeed`] does this inside the parse
+//! of the whole request (one pass over the body); [`decode_json_data`] does it for a `data`
+//! value kept raw. Errors name positions and datatypes, never the values a client sent.
 
 use std::fmt;
 
 use half::{bf16, f16};
-use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use super::TensorData;
 use crate::DataType;
@@ -69,6 +70,53 @@ pub fn decode_json_data(
         DataType::Fp64 => TensorData::Fp64(decode(json, count)?),
         DataType::Bytes => TensorData::Bytes(decode(json, count)?),
     })
+}
+
+/// Reads a `data` value while the JSON around it is parsed, into exactly `count` elements of
+/// `datatype` (the rules of [`decode_json_data`]). A value that does not fit the datatype or
+/// the count is read to its end and reported in the inner `Result`, so the enclosing document
+/// still parses; only JSON that is not well-formed is an error of the deserializer.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonDataSeed {
+    pub datatype: DataType,
+    pub count: usize,
+    /// At most this many elements are reserved up front, whatever `count` claims (the body's
+    /// length bounds how many elements it can hold).
+    pub reserve: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for JsonDataSeed {
+    type Value = Result<TensorData, JsonDataError>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let (count, reserve) = (self.count, self.reserve);
+        Ok(match self.datatype {
+            DataType::Bool => read(d, count, reserve)?.map(TensorData::Bool),
+            DataType::Uint8 => read(d, count, reserve)?.map(TensorData::Uint8),
+            DataType::Uint16 => read(d, count, reserve)?.map(TensorData::Uint16),
+            DataType::Uint32 => read(d, count, reserve)?.map(TensorData::Uint32),
+            DataType::Uint64 => read(d, count, reserve)?.map(TensorData::Uint64),
+            DataType::Int8 => read(d, count, reserve)?.map(TensorData::Int8),
+            DataType::Int16 => read(d, count, reserve)?.map(TensorData::Int16),
+            DataType::Int32 => read(d, count, reserve)?.map(TensorData::Int32),
+            DataType::Int64 => read(d, count, reserve)?.map(TensorData::Int64),
+            DataType::Fp16 => read(d, count, reserve)?.map(TensorData::Fp16),
+            DataType::Bf16 => read(d, count, reserve)?.map(TensorData::Bf16),
+            DataType::Fp32 => read(d, count, reserve)?.map(TensorData::Fp32),
+            DataType::Fp64 => read(d, count, reserve)?.map(TensorData::Fp64),
+            DataType::Bytes => read(d, count, reserve)?.map(TensorData::Bytes),
+        })
+    }
+}
+
+fn read<'de, T: Element, D: Deserializer<'de>>(
+    d: D,
+    count: usize,
+    reserve: usize,
+) -> Result<Result<Vec<T>, JsonDataError>, D::Error> {
+    let mut sink = Sink::new(count, reserve);
+    Level(&mut sink).deserialize(d)?;
+    Ok(sink.finish())
 }
 
 /// One element type and the JSON scalars it accepts; `None` refuses the scalar.
@@ -149,7 +197,8 @@ impl Element for Vec<u8> {
     }
 }
 
-/// Where elements go while the JSON is read, and why reading stopped, if it did.
+/// Where elements go while the JSON is read, and the first reason they do not fit, if any
+/// (after which the rest of the value is read and dropped).
 struct Sink<T> {
     out: Vec<T>,
     count: usize,
@@ -157,33 +206,47 @@ struct Sink<T> {
 }
 
 impl<T: Element> Sink<T> {
-    fn push<E: de::Error>(&mut self, element: Option<T>) -> Result<(), E> {
-        let failure = if self.out.len() == self.count {
-            JsonDataError::Count { found: None }
+    fn new(count: usize, reserve: usize) -> Self {
+        Self {
+            out: Vec::with_capacity(count.min(reserve)),
+            count,
+            failure: None,
+        }
+    }
+
+    fn push(&mut self, element: Option<T>) {
+        if self.failure.is_some() {
+            return;
+        }
+        if self.out.len() == self.count {
+            self.failure = Some(JsonDataError::Count { found: None });
         } else if let Some(element) = element {
             self.out.push(element);
-            return Ok(());
         } else {
-            JsonDataError::Element {
+            self.failure = Some(JsonDataError::Element {
                 index: self.out.len(),
                 datatype: T::DATATYPE,
-            }
-        };
-        self.failure = Some(failure);
-        // The message is never shown: `decode` reports `failure` instead.
-        Err(E::custom("stopped"))
+            });
+        }
+    }
+
+    fn finish(self) -> Result<Vec<T>, JsonDataError> {
+        if let Some(failure) = self.failure {
+            return Err(failure);
+        }
+        if self.out.len() != self.count {
+            return Err(JsonDataError::Count {
+                found: Some(self.out.len()),
+            });
+        }
+        Ok(self.out)
     }
 }
 
 fn decode<T: Element>(json: &[u8], count: usize) -> Result<Vec<T>, JsonDataError> {
     // Each element takes at least two bytes ("0,"), so the body bounds the reservation even
     // when the shape claims far more.
-    let reserve = count.min(json.len() / 2 + 1);
-    let mut sink = Sink {
-        out: Vec::with_capacity(reserve),
-        count,
-        failure: None,
-    };
+    let mut sink = Sink::new(count, json.len() / 2 + 1);
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let parsed = Level(&mut sink)
         .deserialize(&mut deserializer)
@@ -191,12 +254,7 @@ fn decode<T: Element>(json: &[u8], count: usize) -> Result<Vec<T>, JsonDataError
     if parsed.is_err() {
         return Err(sink.failure.unwrap_or(JsonDataError::Malformed));
     }
-    if sink.out.len() != count {
-        return Err(JsonDataError::Count {
-            found: Some(sink.out.len()),
-        });
-    }
-    Ok(sink.out)
+    sink.finish()
 }
 
 /// One level of nesting: an array recurses, a scalar becomes the next element.
@@ -223,31 +281,39 @@ impl<'de, T: Element> Visitor<'de> for Level<'_, T> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.push(T::from_bool(v))
+        self.0.push(T::from_bool(v));
+        Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.push(T::from_i64(v))
+        self.0.push(T::from_i64(v));
+        Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push(T::from_u64(v))
+        self.0.push(T::from_u64(v));
+        Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.push(T::from_f64(v))
+        self.0.push(T::from_f64(v));
+        Ok(())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push(T::from_str(v))
+        self.0.push(T::from_str(v));
+        Ok(())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.push(None)
+        self.0.push(None);
+        Ok(())
     }
 
-    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        self.0.push(None)
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push(None);
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
     }
 }
 

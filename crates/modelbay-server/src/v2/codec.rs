@@ -3,10 +3,13 @@
 
 use bytes::Bytes;
 use modelbay_core::{
-    decode_json_data, parse_shape, DataType, InferRequest, InferResponse, JsonDataError, Tensor,
-    TensorData,
+    decode_json_data, parse_shape, DataType, InferRequest, InferResponse, JsonDataError,
+    JsonDataSeed, Tensor, TensorData,
 };
-use serde::{Deserialize, Serialize};
+use serde::{
+    de::{self, MapAccess, Visitor},
+    Deserialize, Serialize,
+};
 use serde_json::{value::RawValue, Map, Value};
 
 use crate::error::ApiError;
@@ -14,8 +17,9 @@ use crate::error::ApiError;
 /// Response header carrying the JSON header's length when binary data follows it.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// The request as parsed: each input's `data` stays raw JSON, borrowed from the body, until
-/// it is decoded against its declared shape and datatype.
+/// The request as parsed. An input's `data` is decoded while the body is parsed when its
+/// `datatype` and `shape` come before it (what clients send); otherwise it stays raw JSON,
+/// borrowed from the body, until it is decoded against them.
 #[derive(Deserialize)]
 struct RequestJson<'a> {
     id: Option<String>,
@@ -27,15 +31,104 @@ struct RequestJson<'a> {
     outputs: Vec<OutputJson>,
 }
 
-#[derive(Deserialize)]
 struct InputJson<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    #[serde(default)]
     parameters: Map<String, Value>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    data: Option<Data<'a>>,
+}
+
+/// An input's `data`: decoded during the parse, or kept to be decoded after it.
+enum Data<'a> {
+    Decoded(Result<TensorData, JsonDataError>),
+    Raw(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for InputJson<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(InputVisitor(std::marker::PhantomData))
+    }
+}
+
+struct InputVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for InputVisitor<'a> {
+    type Value = InputJson<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an input tensor object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputJson<'a>, A::Error> {
+        let (mut name, mut shape, mut datatype, mut parameters, mut data) =
+            (None, None::<Vec<i64>>, None::<String>, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let once = |seen: bool| {
+                if seen {
+                    Err(de::Error::duplicate_field(match key.as_ref() {
+                        "name" => "name",
+                        "shape" => "shape",
+                        "datatype" => "datatype",
+                        "parameters" => "parameters",
+                        _ => "data",
+                    }))
+                } else {
+                    Ok(())
+                }
+            };
+            match key.as_ref() {
+                "name" => {
+                    once(name.is_some())?;
+                    name = Some(map.next_value::<String>()?);
+                }
+                "shape" => {
+                    once(shape.is_some())?;
+                    shape = Some(map.next_value()?);
+                }
+                "datatype" => {
+                    once(datatype.is_some())?;
+                    datatype = Some(map.next_value()?);
+                }
+                "parameters" => {
+                    once(parameters.is_some())?;
+                    parameters = Some(map.next_value::<Map<String, Value>>()?);
+                }
+                "data" => {
+                    once(data.is_some())?;
+                    data = Some(match seed_for(datatype.as_deref(), shape.as_deref()) {
+                        Some(seed) => Data::Decoded(map.next_value_seed(seed)?),
+                        None => Data::Raw(map.next_value()?),
+                    });
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(InputJson {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
+            datatype: datatype.ok_or_else(|| de::Error::missing_field("datatype"))?,
+            parameters: parameters.unwrap_or_default(),
+            data,
+        })
+    }
+}
+
+/// How to decode `data` during the parse, when the datatype and shape before it are valid (an
+/// invalid one is reported after the parse, with the same message either way).
+fn seed_for(datatype: Option<&str>, shape: Option<&[i64]>) -> Option<JsonDataSeed> {
+    let datatype: DataType = datatype?.parse().ok()?;
+    let shape = parse_shape("", shape?).ok()?;
+    let count = modelbay_core::element_count(&shape).ok()?;
+    Some(JsonDataSeed {
+        datatype,
+        count,
+        // Nothing up front: how many elements the body really holds is not known until they
+        // arrive (a shape may claim far more), so the buffer grows as they do.
+        reserve: 0,
+    })
 }
 
 #[derive(Deserialize)]
@@ -109,11 +202,11 @@ pub fn decode_request(
             "request body is empty; expected a JSON inference request",
         ));
     }
-    let parsed: RequestJson = serde_json::from_slice(json)
+    let mut parsed: RequestJson = serde_json::from_slice(json)
         .map_err(|e| crate::json_error::invalid_json("inference request JSON", &e))?;
 
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
-    for input in &parsed.inputs {
+    for input in std::mem::take(&mut parsed.inputs) {
         inputs.push(decode_input(input, &mut binary)?);
     }
     if !binary.is_empty() {
@@ -150,14 +243,14 @@ pub fn decode_request(
     })
 }
 
-fn decode_input(input: &InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
+fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, ApiError> {
     let datatype: DataType = input
         .datatype
         .parse()
         .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?;
     let shape = parse_shape(&input.name, &input.shape)?;
     let count = modelbay_core::element_count(&shape)?;
-    let data = match (input.parameters.get("binary_data_size"), &input.data) {
+    let data = match (input.parameters.get("binary_data_size"), input.data) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(format!(
                 "input '{}' has both 'data' and binary_data_size; send one",
@@ -184,7 +277,11 @@ fn decode_input(input: &InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Api
                 .map_err(|e| ApiError::invalid(format!("input '{}': {e}", input.name)))?
         }
         (None, Some(data)) => {
-            decode_json_data(datatype, data.get().as_bytes(), count).map_err(|e| match e {
+            let decoded = match data {
+                Data::Decoded(decoded) => decoded,
+                Data::Raw(raw) => decode_json_data(datatype, raw.get().as_bytes(), count),
+            };
+            decoded.map_err(|e| match e {
                 JsonDataError::Count { found } => ApiError::invalid(format!(
                     "input '{}' has {} elements in 'data' but its shape {:?} needs {count}",
                     input.name,
@@ -201,7 +298,7 @@ fn decode_input(input: &InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Api
             )))
         }
     };
-    Ok(Tensor::new(input.name.clone(), shape, data)?)
+    Ok(Tensor::new(input.name, shape, data)?)
 }
 
 #[derive(Serialize)]
@@ -279,5 +376,77 @@ pub fn encode_response(resp: &InferResponse, encoding: &OutputEncoding) -> Encod
     EncodedResponse {
         body,
         header_length: Some(header_length),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(json: &str) -> Result<InferRequest, String> {
+        decode_request(&Bytes::from(json.to_owned()), None)
+            .map(|d| d.request)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn data_decodes_the_same_before_and_after_its_datatype() {
+        let usual = r#"{"inputs": [{"name": "x", "datatype": "INT32", "shape": [2, 2],
+                        "data": [[1, 2], [3, 4]], "extra": {"ignored": [1]}}]}"#;
+        let data_first = r#"{"inputs": [{"data": [[1, 2], [3, 4]], "shape": [2, 2],
+                             "name": "x", "datatype": "INT32"}]}"#;
+        let a = decode(usual).unwrap();
+        let b = decode(data_first).unwrap();
+        assert_eq!(a.inputs, b.inputs);
+        assert_eq!(a.inputs[0].data(), &TensorData::Int32(vec![1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn errors_are_the_same_whichever_order_and_name_no_values() {
+        for (body, needle) in [
+            (
+                r#""datatype": "UINT8", "shape": [2], "data": [1, 31337]"#,
+                "element 1 is not a valid UINT8",
+            ),
+            (
+                r#""datatype": "FP32", "shape": [3], "data": [1, 2]"#,
+                "has 2 elements in 'data' but its shape [3] needs 3",
+            ),
+            (
+                r#""datatype": "FP32", "shape": [1], "data": [1, 2]"#,
+                "has more than 1 elements",
+            ),
+            (
+                r#""datatype": "BOOL", "shape": [2], "data": [true, {"k": 31337}]"#,
+                "element 1 is not a valid BOOL",
+            ),
+        ] {
+            let (fields, data) = body.split_at(body.find(r#""data""#).unwrap());
+            let usual = format!(r#"{{"inputs": [{{"name": "x", {fields}{data}}}]}}"#);
+            let fields = fields.trim_end().trim_end_matches(',');
+            let data_first = format!(r#"{{"inputs": [{{{data}, "name": "x", {fields}}}]}}"#);
+            for json in [usual, data_first] {
+                let message = decode(&json).unwrap_err();
+                assert!(message.contains(needle), "{json}: {message}");
+                assert!(!message.contains("31337"), "{json}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_field_is_refused() {
+        let json = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1],
+                       "data": [1], "data": [2]}]}"#;
+        let message = decode(json).unwrap_err();
+        assert!(message.contains("duplicate field `data`"), "{message}");
+        let json = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}"#;
+        let message = decode(json).unwrap_err();
+        assert!(
+            message.contains("neither 'data' nor binary_data_size"),
+            "{message}"
+        );
+        let json = r#"{"inputs": [{"datatype": "FP32", "shape": [1], "data": [1]}]}"#;
+        let message = decode(json).unwrap_err();
+        assert!(message.contains("missing field `name`"), "{message}");
     }
 }
