@@ -343,6 +343,12 @@ pub fn client_trusting(key: &str, ca: Option<&[u8]>) -> reqwest::Client {
 }
 
 impl TestServer {
+    /// The `/metrics` exposition, read with the admin key.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Creates an API key with the admin key; returns its id and secret.
     pub async fn create_key(&self, body: Value) -> (String, String) {
         let (status, created) = self.post_json("/api/v1/keys", &body).await;

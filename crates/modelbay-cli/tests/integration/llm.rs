@@ -808,15 +808,7 @@ async fn one_key_cannot_fill_the_queue_or_outrun_its_token_budget() {
     assert_eq!(response.status(), 200);
 
     // Both refusals are counted against the key.
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     let line = format!(
         "modelbay_key_limited_requests_total{{key_id=\"{greedy_id}\",limit=\"max_sequences\"}} 2"
     );

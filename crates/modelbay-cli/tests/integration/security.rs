@@ -501,15 +501,7 @@ async fn requests_over_a_keys_rate_are_refused_with_429() {
     // Other keys are not affected.
     let (status, _) = server.get("/v1/models").await;
     assert_eq!(status, 200);
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     let line = format!(
         "modelbay_key_limited_requests_total{{key_id=\"{id}\",limit=\"requests_per_second\"}} 2"
     );
