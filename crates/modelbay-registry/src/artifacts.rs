@@ -6,10 +6,10 @@ use std::{
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::{local::LocalFileSystem, path::Path as ObjectPath, ObjectStore, WriteMultipart};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::{Error, Result, StagedArtifact};
+use crate::{cache::ArtifactCache, Digest, Error, Result, StagedArtifact};
 
 const CHUNK: usize = 8 << 20;
 
@@ -19,15 +19,14 @@ const CHUNK: usize = 8 << 20;
 pub(crate) struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
     /// Root directory when the store is the local filesystem, for durability (fsync) and the
-    /// startup sweep of incomplete uploads.
+    /// startup sweep of incomplete uploads; its blobs are files engines can read in place.
     local_root: Option<Arc<Path>>,
+    /// Local copies of a remote store's blobs.
+    cache: Option<Arc<ArtifactCache>>,
 }
 
-fn blob_path(digest: &str) -> ObjectPath {
-    ObjectPath::from(format!(
-        "blobs/sha256/{}",
-        digest.trim_start_matches("sha256:")
-    ))
+pub(crate) fn blob_path(digest: &Digest) -> ObjectPath {
+    ObjectPath::from(format!("blobs/sha256/{}", digest.hex()))
 }
 
 impl ArtifactStore {
@@ -44,16 +43,35 @@ impl ArtifactStore {
         Ok(Self {
             store: Arc::new(LocalFileSystem::new_with_prefix(root)?),
             local_root: Some(root.into()),
+            cache: None,
         })
+    }
+
+    /// A remote store (S3 and the like), read through a local cache.
+    pub(crate) fn remote(store: Arc<dyn ObjectStore>, cache: ArtifactCache) -> Self {
+        Self {
+            store,
+            local_root: None,
+            cache: Some(Arc::new(cache)),
+        }
+    }
+
+    /// A local file holding a blob, verified against its recorded size and digest: the blob
+    /// itself on a filesystem store, else the cache's copy.
+    pub(crate) async fn file(&self, digest: &Digest, size: u64) -> Result<PathBuf> {
+        match &self.cache {
+            Some(cache) => cache.file(self.store.as_ref(), digest, size).await,
+            None => self.local_file_verified(digest, size).await,
+        }
     }
 
     /// Makes a published local blob durable before metadata points at it: the file's data and
     /// the directory entry that the store's rename created. Runs off the async workers.
-    async fn sync_local(&self, digest: &str) -> Result<()> {
+    async fn sync_local(&self, digest: &Digest) -> Result<()> {
         let Some(root) = self.local_root.clone() else {
             return Ok(());
         };
-        let hex = digest.trim_start_matches("sha256:").to_owned();
+        let hex = digest.hex().to_owned();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let dir = root.join("blobs/sha256");
             std::fs::File::open(dir.join(hex))?.sync_all()?;
@@ -65,13 +83,13 @@ impl ArtifactStore {
     }
 
     /// Whether the stored blob still hashes to `digest`, read as a stream (never whole).
-    async fn intact(&self, digest: &str) -> Result<bool> {
+    async fn intact(&self, digest: &Digest) -> Result<bool> {
         let mut stream = self.store.get(&blob_path(digest)).await?.into_stream();
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             hasher.update(&chunk?);
         }
-        Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == digest)
+        Ok(Digest::from_hasher(hasher) == *digest)
     }
 
     /// Stores the staged file under its digest unless an intact copy is already there. A
@@ -85,7 +103,7 @@ impl ArtifactStore {
                     return Ok(());
                 }
                 tracing::warn!(
-                    digest = staged.digest(),
+                    digest = %staged.digest(),
                     "stored blob is damaged; replacing it"
                 );
             }
@@ -105,22 +123,31 @@ impl ArtifactStore {
             writer.write(&buf[..n]);
         }
         writer.finish().await?;
+        let stored = self.store.head(&path).await?;
+        if stored.size != staged.size() {
+            return Err(Error::Corrupt {
+                digest: staged.digest().clone(),
+                detail: format!(
+                    "the store holds {} bytes after the upload of {}",
+                    stored.size,
+                    staged.size()
+                ),
+            });
+        }
         self.sync_local(staged.digest()).await
     }
 
     /// The path of a blob on the local filesystem, for engines that map a file rather than
     /// read bytes, after checking (streamed) that it still has its recorded size and digest.
-    pub(crate) async fn local_file_verified(&self, digest: &str, size: u64) -> Result<PathBuf> {
+    async fn local_file_verified(&self, digest: &Digest, size: u64) -> Result<PathBuf> {
         let Some(root) = &self.local_root else {
             return Err(Error::Io(std::io::Error::other(
                 "this artifact store has no local files",
             )));
         };
-        let path = root
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"));
+        let path = root.join("blobs/sha256").join(digest.hex());
         let corrupt = |detail: String| Error::Corrupt {
-            digest: digest.to_owned(),
+            digest: digest.clone(),
             detail,
         };
         match tokio::fs::metadata(&path).await {
@@ -145,7 +172,7 @@ impl ArtifactStore {
     }
 
     /// Removes a blob (no version uses it any more).
-    pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, digest: &Digest) -> Result<()> {
         match self.store.delete(&blob_path(digest)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -153,12 +180,16 @@ impl ArtifactStore {
     }
 
     /// Reads a blob and checks it still has the size and digest recorded at push time.
-    pub(crate) async fn read_verified(&self, digest: &str, size: u64) -> Result<Bytes> {
+    pub(crate) async fn read_verified(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+        if self.cache.is_some() {
+            let path = self.file(digest, size).await?;
+            return Ok(tokio::fs::read(path).await?.into());
+        }
         let bytes = match self.store.get(&blob_path(digest)).await {
             Ok(got) => got.bytes().await?,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(Error::Corrupt {
-                    digest: digest.to_owned(),
+                    digest: digest.clone(),
                     detail: "the blob is missing from the artifact store".into(),
                 })
             }
@@ -166,14 +197,14 @@ impl ArtifactStore {
         };
         if bytes.len() as u64 != size {
             return Err(Error::Corrupt {
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 detail: format!("expected {size} bytes, found {}", bytes.len()),
             });
         }
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        if actual != digest {
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
             return Err(Error::Corrupt {
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 detail: format!("content hashes to {actual}"),
             });
         }

@@ -25,10 +25,13 @@ pub enum Error {
     #[error("upload was interrupted: {0}")]
     UploadInterrupted(String),
     #[error("artifact {digest} failed its integrity check: {detail}")]
-    Corrupt { digest: String, detail: String },
+    Corrupt {
+        digest: crate::Digest,
+        detail: String,
+    },
     #[error("stored metadata could not be decoded: {0}")]
     Decode(String),
-    #[error("metadata store: {0}")]
+    #[error("the registry database is unavailable or failed: {0}")]
     Database(#[from] sqlx::Error),
     #[error("metadata migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -53,12 +56,33 @@ impl Error {
                 ErrorCode::InvalidArgument
             }
             Self::Corrupt { .. } => ErrorCode::DataCorruption,
+            Self::Database(e) if unreachable(e) => ErrorCode::Unavailable,
             Self::Decode(_)
             | Self::Database(_)
             | Self::Migrate(_)
             | Self::ObjectStore(_)
             | Self::Io(_) => ErrorCode::Internal,
         }
+    }
+}
+
+/// Whether a database error means the database cannot be reached now (a retry later may
+/// succeed), rather than that the statement failed.
+fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+impl Error {
+    /// Whether the registry's database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(e) if unreachable(e))
     }
 }
 

@@ -5,9 +5,14 @@ use chrono::{DateTime, Utc};
 use modelbay_core::{KeyLimits, ModelPattern, Role};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{sqlite::SqliteRow, Row};
+use sqlx::{any::AnyRow, Row};
 
-use crate::{events::append, metadata::MetadataStore, Error, Result};
+use crate::{
+    db::{get_json, get_optional_time, get_time, time, to_json},
+    events::{self, NewEvent},
+    metadata::MetadataStore,
+    Error, EventKind, Result,
+};
 
 /// The event log's model column for events that concern no model.
 const NO_MODEL: &str = "";
@@ -50,23 +55,21 @@ pub struct KeyRecord {
 const KEY_COLUMNS: &str = "id, label, role, models, digest, limits, created_at, created_by, \
                            expires_at, revoked_at, client_cert";
 
-fn key_from_row(row: &SqliteRow) -> Result<KeyRecord> {
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
     let role: String = row.try_get("role")?;
-    let models: String = row.try_get("models")?;
-    let limits: String = row.try_get("limits")?;
     Ok(KeyRecord {
         id: row.try_get("id")?,
         label: row.try_get("label")?,
         role: role
             .parse()
             .map_err(|e: modelbay_core::Error| Error::Decode(e.to_string()))?,
-        models: serde_json::from_str(&models).map_err(|e| Error::Decode(e.to_string()))?,
+        models: get_json(row, "models")?,
         digest: row.try_get("digest")?,
-        limits: serde_json::from_str(&limits).map_err(|e| Error::Decode(e.to_string()))?,
-        created_at: row.try_get("created_at")?,
+        limits: get_json(row, "limits")?,
+        created_at: get_time(row, "created_at")?,
         created_by: row.try_get("created_by")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        expires_at: get_optional_time(row, "expires_at")?,
+        revoked_at: get_optional_time(row, "revoked_at")?,
         client_cert: row.try_get("client_cert")?,
     })
 }
@@ -82,27 +85,27 @@ impl MetadataStore {
         let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
     }
 
     pub(crate) async fn create_key(&self, new: NewKey, actor: &str) -> Result<KeyRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO api_keys (id, label, role, models, digest, limits, created_at,
                                    created_by, expires_at, client_cert)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING {KEY_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLUMNS}"
         ))
         .bind(&new.id)
         .bind(&new.label)
         .bind(new.role.as_str())
-        .bind(serde_json::to_string(&new.models).map_err(|e| Error::Decode(e.to_string()))?)
+        .bind(to_json(&new.models))
         .bind(&new.digest)
-        .bind(serde_json::to_string(&new.limits).map_err(|e| Error::Decode(e.to_string()))?)
-        .bind(Utc::now())
+        .bind(to_json(&new.limits))
+        .bind(time(Utc::now()))
         .bind(actor)
-        .bind(new.expires_at)
+        .bind(new.expires_at.map(time))
         .bind(&new.client_cert)
         .fetch_one(&mut *tx)
         .await
@@ -113,13 +116,15 @@ impl MetadataStore {
             other => other.into(),
         })?;
         let key = key_from_row(&row)?;
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "key.created",
-            NO_MODEL,
-            None,
-            Some(described(&key)),
+            NewEvent {
+                actor,
+                kind: EventKind::KeyCreated,
+                model: NO_MODEL,
+                before: None,
+                after: Some(described(&key)),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -128,8 +133,8 @@ impl MetadataStore {
 
     /// Revokes a key; revoking a revoked key changes nothing and records nothing.
     pub(crate) async fn revoke_key(&self, id: &str, actor: &str) -> Result<KeyRecord> {
-        let mut tx = self.pool.begin().await?;
-        let before = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+        let mut tx = self.db.pool.begin().await?;
+        let before = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -140,20 +145,22 @@ impl MetadataStore {
             return Ok(before);
         }
         let row = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 RETURNING {KEY_COLUMNS}"
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 RETURNING {KEY_COLUMNS}"
         ))
-        .bind(Utc::now())
+        .bind(time(Utc::now()))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         let after = key_from_row(&row)?;
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "key.revoked",
-            NO_MODEL,
-            Some(described(&before)),
-            Some(described(&after)),
+            NewEvent {
+                actor,
+                kind: EventKind::KeyRevoked,
+                model: NO_MODEL,
+                before: Some(described(&before)),
+                after: Some(described(&after)),
+            },
         )
         .await?;
         tx.commit().await?;

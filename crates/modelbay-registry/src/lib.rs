@@ -8,25 +8,38 @@
 
 mod artifacts;
 pub mod bundle;
+mod cache;
+mod config;
+mod db;
+mod digest;
 mod error;
 mod events;
 mod keys;
 mod metadata;
 mod records;
+mod replicas;
 mod settings;
 mod staging;
 mod versioning;
 
 use std::{path::Path, sync::Arc};
 
+use object_store::ObjectStore;
+
 use bytes::Bytes;
 use modelbay_core::{ModelName, RoutingPolicy, TensorBatching};
 use serde_json::Value;
 
+pub use config::{ArtifactLocation, RegistryConfig};
+pub use db::Backend;
+pub use digest::Digest;
 pub use error::{Error, Result};
 pub use events::MAX_EVENTS_PAGE;
 pub use keys::{KeyRecord, NewKey};
-pub use records::{AliasRecord, Event, ModelSummary, NewVersion, RoutingSnapshot, VersionRecord};
+pub use records::{
+    AliasRecord, Event, EventKind, ModelSummary, NewVersion, RoutingSnapshot, VersionRecord,
+};
+pub use replicas::{LoadedVersion, ReplicaRecord};
 pub use staging::StagedArtifact;
 
 use artifacts::ArtifactStore;
@@ -43,28 +56,59 @@ pub struct Registry {
     /// Held while a blob is published and its version recorded, and while a blob no version
     /// uses is removed: a push of the same bytes never finds its blob deleted under it.
     blobs: Arc<tokio::sync::Mutex<()>>,
+    postgres_url: Option<Arc<str>>,
 }
 
 impl Registry {
     /// Opens (creating if needed) the embedded registry under `data_dir`: SQLite metadata in
     /// `registry.db`, artifacts under `artifacts/`, upload staging under `tmp/`.
     pub async fn open_local(data_dir: &Path) -> Result<Self> {
+        Self::open(&RegistryConfig::local(data_dir)).await
+    }
+
+    /// Opens a registry: metadata in SQLite under the data directory or in PostgreSQL,
+    /// artifacts under the data directory, in a shared directory or in an S3 bucket (read
+    /// through a local cache). Upload staging and unpacked folders are always local.
+    pub async fn open(config: &RegistryConfig) -> Result<Self> {
+        let data_dir = config.data_dir.as_path();
         let staging_dir = data_dir.join("tmp");
-        let artifacts_dir = data_dir.join("artifacts");
         let unpacked_dir = data_dir.join("unpacked");
-        for dir in [data_dir, &staging_dir, &artifacts_dir, &unpacked_dir] {
+        for dir in [data_dir, &staging_dir, &unpacked_dir] {
             tokio::fs::create_dir_all(dir).await?;
         }
         staging::clear_leftovers(&staging_dir).await?;
         staging::clear_leftovers(&unpacked_dir).await?;
-        let metadata = MetadataStore::open_sqlite(&data_dir.join("registry.db")).await?;
-        let artifacts = ArtifactStore::local(&artifacts_dir)?;
+        let metadata = match &config.metadata_url {
+            Some(url) => MetadataStore::open_postgres(url).await?,
+            None => MetadataStore::open_sqlite(&data_dir.join("registry.db")).await?,
+        };
+        let artifacts = match &config.artifacts {
+            ArtifactLocation::DataDir => ArtifactStore::local(&data_dir.join("artifacts"))?,
+            ArtifactLocation::Directory(dir) => ArtifactStore::local(dir)?,
+            ArtifactLocation::S3 { bucket, prefix } => {
+                let s3 = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+                };
+                let cache_dir = config
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("cache"));
+                let cache = cache::ArtifactCache::open(&cache_dir, config.cache_max_bytes)?;
+                ArtifactStore::remote(store, cache)
+            }
+        };
         Ok(Self {
             metadata,
             artifacts,
             staging_dir: staging_dir.into(),
             unpacked_dir: unpacked_dir.into(),
             blobs: Arc::default(),
+            postgres_url: config.metadata_url.as_deref().map(Arc::from),
         })
     }
 
@@ -87,8 +131,14 @@ impl Registry {
         new: NewVersion,
     ) -> Result<VersionRecord> {
         let _blobs = self.blobs.lock().await;
-        self.artifacts.put_staged(staged).await?;
-        self.metadata.insert_version(model, staged, new).await
+        let shared = self.metadata.db.lock_digest(staged.digest()).await?;
+        let published = async {
+            self.artifacts.put_staged(staged).await?;
+            self.metadata.insert_version(model, staged, new).await
+        }
+        .await;
+        shared.release().await;
+        published
     }
 
     /// Every model with a summary of its versions, by name.
@@ -216,13 +266,24 @@ impl Registry {
             .retire_version(model, version, true, actor)
             .await?;
         let _blobs = self.blobs.lock().await;
-        if self.metadata.digest_in_use(&digest).await? {
+        let shared = self.metadata.db.lock_digest(&digest).await?;
+        let unused = match self.metadata.digest_in_use(&digest).await {
+            Ok(in_use) => !in_use,
+            Err(e) => {
+                shared.release().await;
+                return Err(e);
+            }
+        };
+        if unused {
+            if let Err(e) = self.artifacts.delete(&digest).await {
+                tracing::warn!(%digest, error = %e, "could not delete an unused blob");
+            }
+        }
+        shared.release().await;
+        if !unused {
             return Ok(());
         }
-        if let Err(e) = self.artifacts.delete(&digest).await {
-            tracing::warn!(%digest, error = %e, "could not delete an unused blob");
-        }
-        let unpacked = self.unpacked_dir.join(digest.trim_start_matches("sha256:"));
+        let unpacked = self.unpacked_dir.join(digest.hex());
         if unpacked.is_dir() {
             if let Err(e) = tokio::fs::remove_dir_all(&unpacked).await {
                 tracing::warn!(%digest, error = %e, "could not delete an unused unpacked folder");
@@ -249,7 +310,37 @@ impl Registry {
 
     /// Events after sequence number `since`, oldest first, optionally for one model.
     pub async fn events(&self, model: Option<&str>, since: i64, limit: u32) -> Result<Vec<Event>> {
-        self.metadata.events(model, since, limit).await
+        events::page(&self.metadata.db.pool, model, since, limit).await
+    }
+
+    /// The sequence number of the newest event (0 when there is none).
+    pub async fn last_event_seq(&self) -> Result<i64> {
+        events::last_seq(&self.metadata.db.pool).await
+    }
+
+    /// Records a replica's heartbeat.
+    pub async fn heartbeat(&self, replica: &ReplicaRecord) -> Result<()> {
+        self.metadata.heartbeat(replica).await
+    }
+
+    /// Every replica that has reported, with what it reported last.
+    pub async fn replicas(&self) -> Result<Vec<ReplicaRecord>> {
+        self.metadata.replicas().await
+    }
+
+    /// Removes replicas not heard from since `before`; returns how many.
+    pub async fn forget_replicas(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.metadata.forget_replicas(before).await
+    }
+
+    /// The URL of the shared PostgreSQL database, for the event follower's own connection.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
+    }
+
+    /// Which database holds the metadata.
+    pub fn backend(&self) -> Backend {
+        self.metadata.db.backend
     }
 
     /// Reads a version's artifact, re-verifying its size and digest.
@@ -261,9 +352,7 @@ impl Registry {
 
     /// The local file of a version's artifact (for engines that map files), re-verified.
     pub async fn artifact_file(&self, version: &VersionRecord) -> Result<std::path::PathBuf> {
-        self.artifacts
-            .local_file_verified(&version.digest, version.size)
-            .await
+        self.artifacts.file(&version.digest, version.size).await
     }
 
     /// The directory a folder artifact (a [`bundle`]) unpacks to, after re-verifying the blob.
@@ -271,7 +360,7 @@ impl Registry {
     /// never leaves a half-unpacked folder that looks complete.
     pub async fn artifact_dir(&self, version: &VersionRecord) -> Result<std::path::PathBuf> {
         let archive = self.artifact_file(version).await?;
-        let hex = version.digest.trim_start_matches("sha256:").to_owned();
+        let hex = version.digest.hex().to_owned();
         let root = self.unpacked_dir.clone();
         tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf> {
             let dest = root.join(&hex);

@@ -1,50 +1,47 @@
-use std::{collections::HashMap, path::Path, str::FromStr, time::Duration};
+//! Models and their immutable versions.
 
-use chrono::{DateTime, Utc};
+use std::{collections::HashMap, path::Path, str::FromStr};
+
+use chrono::Utc;
 use modelbay_core::{ModelFormat, ModelName};
-use sqlx::{
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
-    Row, SqlitePool,
-};
+use serde_json::json;
+use sqlx::{any::AnyRow, Row};
 
-use crate::{Error, ModelSummary, NewVersion, Result, StagedArtifact, VersionRecord};
+use crate::{
+    db::{get_json, get_optional_time, get_time, get_u32, time, to_json, Db},
+    events::{self, NewEvent},
+    Digest, Error, EventKind, ModelSummary, NewVersion, Result, StagedArtifact, VersionRecord,
+};
 
 /// The alias a model's first version gets.
 const PRODUCTION: &str = "production";
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 const VERSION_COLUMNS: &str = "model, version, digest, size, format, signature, description, \
                                labels, created_at, created_by, archived_at, details";
 
-/// Models, versions and events in SQL.
+/// Models, versions, aliases, policies, settings, keys and the event log in SQL.
 #[derive(Clone)]
 pub(crate) struct MetadataStore {
-    pub(crate) pool: SqlitePool,
+    pub(crate) db: Db,
 }
 
 impl MetadataStore {
     pub(crate) async fn open_sqlite(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            db: Db::open_sqlite(path).await?,
+        })
     }
 
-    /// Allocates the next version number and records the version and its event in one
-    /// transaction. The first statement writes, so SQLite takes the write lock at once and
-    /// concurrent pushes queue up instead of failing.
+    pub(crate) async fn open_postgres(url: &str) -> Result<Self> {
+        Ok(Self {
+            db: Db::open_postgres(url).await?,
+        })
+    }
+
+    /// Allocates the next version number and records the version and its events in one
+    /// transaction. The first statement writes the model's row, which locks it: concurrent
+    /// pushes of one model queue up behind each other instead of failing, and a rolled-back
+    /// push gives its number back, so numbers stay contiguous.
     pub(crate) async fn insert_version(
         &self,
         model: &ModelName,
@@ -52,21 +49,21 @@ impl MetadataStore {
         new: NewVersion,
     ) -> Result<VersionRecord> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let version: i64 = sqlx::query_scalar(
-            "INSERT INTO models (name, last_version, created_at, updated_at) VALUES (?1, 1, ?2, ?2)
-             ON CONFLICT (name) DO UPDATE SET last_version = last_version + 1, updated_at = ?2
+            "INSERT INTO models (name, last_version, created_at, updated_at) VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + 1, updated_at = $2 \
              RETURNING last_version",
         )
         .bind(model.as_str())
-        .bind(now)
+        .bind(time(now))
         .fetch_one(&mut *tx)
         .await?;
-        let record = VersionRecord {
+        let mut record = VersionRecord {
             model: model.to_string(),
             version: u32::try_from(version)
                 .map_err(|_| Error::Decode(format!("version {version}")))?,
-            digest: staged.digest().to_owned(),
+            digest: staged.digest().clone(),
             size: staged.size(),
             format: new.format,
             signature: new.signature,
@@ -81,43 +78,45 @@ impl MetadataStore {
         sqlx::query(
             "INSERT INTO versions (model, version, digest, size, format, signature, description, \
              labels, created_at, created_by, details) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&record.model)
         .bind(version)
-        .bind(&record.digest)
+        .bind(record.digest.as_str())
         .bind(record.size as i64)
         .bind(record.format.as_str())
         .bind(to_json(&record.signature))
         .bind(&record.description)
         .bind(to_json(&record.labels))
-        .bind(now)
+        .bind(time(now))
         .bind(&record.created_by)
         .bind(to_json(&record.details))
         .execute(&mut *tx)
         .await?;
-        let after = serde_json::json!({ "version": record.version, "digest": record.digest });
-        crate::events::append(
+        events::append(
             &mut tx,
-            &record.created_by,
-            "push",
-            &record.model,
-            None,
-            Some(after),
+            NewEvent {
+                actor: &record.created_by,
+                kind: EventKind::Push,
+                model: &record.model,
+                before: None,
+                after: Some(json!({ "version": record.version, "digest": record.digest })),
+            },
         )
         .await?;
-        let mut record = record;
         if version == 1 {
             // A model's first version is what it serves, as `production`; later pushes serve
             // only once promoted. In the same transaction: never a first version without it.
             crate::versioning::write_alias(&mut tx, model, PRODUCTION, 1).await?;
-            crate::events::append(
+            events::append(
                 &mut tx,
-                &record.created_by,
-                "alias.set",
-                &record.model,
-                None,
-                Some(serde_json::json!({ "alias": PRODUCTION, "version": 1 })),
+                NewEvent {
+                    actor: &record.created_by,
+                    kind: EventKind::AliasSet,
+                    model: &record.model,
+                    before: None,
+                    after: Some(json!({ "alias": PRODUCTION, "version": 1 })),
+                },
             )
             .await?;
             record.aliases.push(PRODUCTION.to_owned());
@@ -133,16 +132,16 @@ impl MetadataStore {
                     (SELECT COUNT(*) FROM versions v WHERE v.model = m.name) AS count
              FROM models m ORDER BY m.name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(ModelSummary {
                     name: row.try_get("name")?,
-                    latest_version: row.try_get::<i64, _>("latest")? as u32,
-                    version_count: row.try_get::<i64, _>("count")? as u32,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
+                    latest_version: get_u32(row, "latest")?,
+                    version_count: get_u32(row, "count")?,
+                    created_at: get_time(row, "created_at")?,
+                    updated_at: get_time(row, "updated_at")?,
                 })
             })
             .collect()
@@ -150,10 +149,10 @@ impl MetadataStore {
 
     pub(crate) async fn versions(&self, model: &ModelName) -> Result<Vec<VersionRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = ?1 ORDER BY version"
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = $1 ORDER BY version"
         ))
         .bind(model.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         if rows.is_empty() {
             // A model whose versions were all deleted still exists, with none.
@@ -170,11 +169,11 @@ impl MetadataStore {
 
     pub(crate) async fn version(&self, model: &ModelName, version: u32) -> Result<VersionRecord> {
         let row = sqlx::query(&format!(
-            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = ?1 AND version = ?2"
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = $1 AND version = $2"
         ))
         .bind(model.as_str())
-        .bind(version as i64)
-        .fetch_optional(&self.pool)
+        .bind(i64::from(version))
+        .fetch_optional(&self.db.pool)
         .await?;
         match row {
             Some(row) => decode_version(&row, &self.alias_map(model).await?),
@@ -184,11 +183,11 @@ impl MetadataStore {
 
     pub(crate) async fn latest_version(&self, model: &ModelName) -> Result<VersionRecord> {
         let row = sqlx::query(&format!(
-            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = ?1 AND archived_at IS NULL \
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE model = $1 AND archived_at IS NULL \
              ORDER BY version DESC LIMIT 1"
         ))
         .bind(model.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         match row {
             Some(row) => decode_version(&row, &self.alias_map(model).await?),
@@ -199,9 +198,9 @@ impl MetadataStore {
     /// Aliases of a model by the version they point at.
     async fn alias_map(&self, model: &ModelName) -> Result<HashMap<u32, Vec<String>>> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = ?1 ORDER BY alias")
+            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = $1 ORDER BY alias")
                 .bind(model.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db.pool)
                 .await?;
         let mut map: HashMap<u32, Vec<String>> = HashMap::new();
         for (alias, version) in rows {
@@ -212,9 +211,9 @@ impl MetadataStore {
 
     /// Says whether the model or only the version is missing.
     pub(crate) async fn missing(&self, model: &ModelName, version: u32) -> Error {
-        let exists = sqlx::query("SELECT 1 FROM models WHERE name = ?1")
+        let exists = sqlx::query("SELECT name FROM models WHERE name = $1")
             .bind(model.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await;
         match exists {
             Ok(Some(_)) => Error::VersionNotFound {
@@ -227,31 +226,23 @@ impl MetadataStore {
     }
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("registry records serialize to JSON")
-}
-
-fn decode_version(row: &SqliteRow, aliases: &HashMap<u32, Vec<String>>) -> Result<VersionRecord> {
-    let version = row.try_get::<i64, _>("version")? as u32;
-    let archived_at: Option<DateTime<Utc>> = row.try_get("archived_at")?;
+fn decode_version(row: &AnyRow, aliases: &HashMap<u32, Vec<String>>) -> Result<VersionRecord> {
+    let version = get_u32(row, "version")?;
     let format: String = row.try_get("format")?;
-    let signature: String = row.try_get("signature")?;
-    let labels: String = row.try_get("labels")?;
-    let details: String = row.try_get("details")?;
-    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+    let digest: String = row.try_get("digest")?;
     Ok(VersionRecord {
         model: row.try_get("model")?,
         version,
-        digest: row.try_get("digest")?,
+        digest: Digest::parse(&digest)?,
         size: row.try_get::<i64, _>("size")? as u64,
         format: ModelFormat::from_str(&format).map_err(|e| Error::Decode(e.to_string()))?,
-        signature: serde_json::from_str(&signature).map_err(|e| Error::Decode(e.to_string()))?,
-        details: serde_json::from_str(&details).map_err(|e| Error::Decode(e.to_string()))?,
+        signature: get_json(row, "signature")?,
+        details: get_json(row, "details")?,
         description: row.try_get("description")?,
-        labels: serde_json::from_str(&labels).map_err(|e| Error::Decode(e.to_string()))?,
-        created_at,
+        labels: get_json(row, "labels")?,
+        created_at: get_time(row, "created_at")?,
         created_by: row.try_get("created_by")?,
-        archived: archived_at.is_some(),
+        archived: get_optional_time(row, "archived_at")?.is_some(),
         aliases: aliases.get(&version).cloned().unwrap_or_default(),
     })
 }

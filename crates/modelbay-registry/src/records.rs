@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use modelbay_core::{ModelFormat, Signature};
 use serde::Serialize;
 
+use crate::Digest;
+
 /// What the caller of a push supplies besides the bytes.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
@@ -23,7 +25,7 @@ pub struct VersionRecord {
     pub model: String,
     pub version: u32,
     /// `sha256:<hex>` of the artifact.
-    pub digest: String,
+    pub digest: Digest,
     /// Artifact size in bytes.
     pub size: u64,
     pub format: ModelFormat,
@@ -72,7 +74,7 @@ pub struct Event {
     pub actor: String,
     /// `push`, `alias.set`, `alias.delete`, `alias.rollback`, `policy.set`, `policy.delete`,
     /// `version.archive`, `version.delete`.
-    pub kind: String,
+    pub kind: EventKind,
     pub model: String,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
@@ -86,4 +88,88 @@ pub struct RoutingSnapshot {
     pub policy: Option<modelbay_core::RoutingPolicy>,
     /// Newest version that is not archived.
     pub newest: Option<u32>,
+}
+
+/// What a registry change was. Stored as its dotted name; a name this binary does not know
+/// (written by a newer one during a rolling upgrade) reads as [`EventKind::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Push,
+    AliasSet,
+    AliasRollback,
+    AliasDelete,
+    PolicySet,
+    PolicyDelete,
+    VersionArchive,
+    VersionDelete,
+    BatchingSet,
+    ReferenceSet,
+    KeyCreated,
+    KeyRevoked,
+    Other(String),
+}
+
+impl EventKind {
+    const NAMED: [(EventKind, &'static str); 12] = [
+        (Self::Push, "push"),
+        (Self::AliasSet, "alias.set"),
+        (Self::AliasRollback, "alias.rollback"),
+        (Self::AliasDelete, "alias.delete"),
+        (Self::PolicySet, "policy.set"),
+        (Self::PolicyDelete, "policy.delete"),
+        (Self::VersionArchive, "version.archive"),
+        (Self::VersionDelete, "version.delete"),
+        (Self::BatchingSet, "batching.set"),
+        (Self::ReferenceSet, "reference.set"),
+        (Self::KeyCreated, "key.created"),
+        (Self::KeyRevoked, "key.revoked"),
+    ];
+
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(name) => name,
+            known => Self::NAMED
+                .iter()
+                .find(|(kind, _)| kind == known)
+                .map(|(_, name)| *name)
+                .expect("every named kind is in the table"),
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Self {
+        Self::NAMED
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(kind, _)| kind.clone())
+            .unwrap_or_else(|| Self::Other(name.to_owned()))
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_round_trip_through_their_names() {
+        for (kind, name) in EventKind::NAMED {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(EventKind::parse(name), kind);
+        }
+        assert_eq!(
+            EventKind::parse("generation.set"),
+            EventKind::Other("generation.set".into())
+        );
+        assert_eq!(
+            EventKind::parse("generation.set").as_str(),
+            "generation.set"
+        );
+    }
 }

@@ -6,10 +6,11 @@ use modelbay_core::{ModelName, TensorBatching};
 use serde_json::{json, Value};
 
 use crate::{
-    events::append,
-    metadata::{to_json, MetadataStore},
+    db::{time, to_json},
+    events::{self, NewEvent},
+    metadata::MetadataStore,
     versioning::{begin_write, require_servable},
-    Error, Result,
+    Error, EventKind, Result,
 };
 
 fn decode<T: serde::de::DeserializeOwned>(text: Option<String>) -> Result<Option<T>> {
@@ -21,9 +22,9 @@ impl MetadataStore {
     /// The model's batching settings; `None` when never set (batching off).
     pub(crate) async fn batching(&self, model: &ModelName) -> Result<Option<TensorBatching>> {
         let text: Option<String> =
-            sqlx::query_scalar("SELECT batching FROM model_settings WHERE model = ?1")
+            sqlx::query_scalar("SELECT batching FROM model_settings WHERE model = $1")
                 .bind(model.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db.pool)
                 .await?;
         decode(text)
     }
@@ -38,27 +39,29 @@ impl MetadataStore {
         batching.validate()?;
         let mut tx = begin_write(self, model).await?;
         let before: Option<String> =
-            sqlx::query_scalar("SELECT batching FROM model_settings WHERE model = ?1")
+            sqlx::query_scalar("SELECT batching FROM model_settings WHERE model = $1")
                 .bind(model.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         sqlx::query(
-            "INSERT INTO model_settings (model, batching, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (model) DO UPDATE SET batching = ?2, updated_at = ?3",
+            "INSERT INTO model_settings (model, batching, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (model) DO UPDATE SET batching = $2, updated_at = $3",
         )
         .bind(model.as_str())
         .bind(to_json(batching))
-        .bind(Utc::now())
+        .bind(time(Utc::now()))
         .execute(&mut *tx)
         .await?;
         let before = decode::<Value>(before)?;
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "batching.set",
-            model.as_str(),
-            before,
-            Some(json!(batching)),
+            NewEvent {
+                actor,
+                kind: EventKind::BatchingSet,
+                model: model.as_str(),
+                before,
+                after: Some(json!(batching)),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -68,11 +71,11 @@ impl MetadataStore {
     /// The statistics of a version's reference data, if it has any.
     pub(crate) async fn reference(&self, model: &ModelName, version: u32) -> Result<Option<Value>> {
         let text: Option<String> = sqlx::query_scalar(
-            "SELECT stats FROM reference_data WHERE model = ?1 AND version = ?2",
+            "SELECT stats FROM reference_data WHERE model = $1 AND version = $2",
         )
         .bind(model.as_str())
         .bind(i64::from(version))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         decode(text)
     }
@@ -90,29 +93,31 @@ impl MetadataStore {
         let mut tx = begin_write(self, model).await?;
         require_servable(&mut tx, model, version).await?;
         let replaced: Option<String> = sqlx::query_scalar(
-            "SELECT created_at FROM reference_data WHERE model = ?1 AND version = ?2",
+            "SELECT created_at FROM reference_data WHERE model = $1 AND version = $2",
         )
         .bind(model.as_str())
         .bind(i64::from(version))
         .fetch_optional(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO reference_data (model, version, stats, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (model, version) DO UPDATE SET stats = ?3, created_at = ?4",
+            "INSERT INTO reference_data (model, version, stats, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (model, version) DO UPDATE SET stats = $3, created_at = $4",
         )
         .bind(model.as_str())
         .bind(i64::from(version))
         .bind(stats.to_string())
-        .bind(Utc::now())
+        .bind(time(Utc::now()))
         .execute(&mut *tx)
         .await?;
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "reference.set",
-            model.as_str(),
-            replaced.map(|at| json!({ "version": version, "reference_set_at": at })),
-            Some(json!({ "version": version, "reference": summary })),
+            NewEvent {
+                actor,
+                kind: EventKind::ReferenceSet,
+                model: model.as_str(),
+                before: replaced.map(|at| json!({ "version": version, "reference_set_at": at })),
+                after: Some(json!({ "version": version, "reference": summary })),
+            },
         )
         .await?;
         tx.commit().await?;

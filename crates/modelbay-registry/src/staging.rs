@@ -2,18 +2,18 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 
-use crate::{Error, Result};
+use crate::{Digest, Error, Result};
 
 /// An upload written to a private staging file and hashed. The file is deleted when this value
 /// is dropped, so an abandoned or failed push leaves nothing behind.
 #[derive(Debug)]
 pub struct StagedArtifact {
     file: NamedTempFile,
-    digest: String,
+    digest: Digest,
     size: u64,
 }
 
@@ -24,7 +24,7 @@ impl StagedArtifact {
     }
 
     /// `sha256:<hex>` of the content.
-    pub fn digest(&self) -> &str {
+    pub fn digest(&self) -> &Digest {
         &self.digest
     }
 
@@ -61,7 +61,7 @@ where
     writer.into_inner().sync_all().await?;
     Ok(StagedArtifact {
         file,
-        digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+        digest: Digest::from_hasher(hasher),
         size,
     })
 }

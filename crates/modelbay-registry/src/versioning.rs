@@ -4,19 +4,22 @@
 use chrono::Utc;
 use modelbay_core::{ModelName, RoutingPolicy, Target};
 use serde_json::json;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{AnyConnection, Row};
 
-use crate::{events::append, metadata::MetadataStore, AliasRecord, Error, Result, RoutingSnapshot};
-
-type Tx<'a> = Transaction<'a, Sqlite>;
+use crate::{
+    db::{get_time, get_u32, time, to_json, Tx},
+    events::{self, NewEvent},
+    metadata::MetadataStore,
+    AliasRecord, Digest, Error, EventKind, Result, RoutingSnapshot,
+};
 
 /// Starts a write transaction. The first statement writes (touching the model row), so SQLite
 /// takes the write lock at once and concurrent writers wait instead of failing; it also tells us
 /// whether the model exists.
 pub(crate) async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<Tx<'a>> {
-    let mut tx = store.pool.begin().await?;
-    let touched = sqlx::query("UPDATE models SET updated_at = ?1 WHERE name = ?2")
-        .bind(Utc::now())
+    let mut tx = store.db.pool.begin().await?;
+    let touched = sqlx::query("UPDATE models SET updated_at = $1 WHERE name = $2")
+        .bind(time(Utc::now()))
         .bind(model.as_str())
         .execute(&mut *tx)
         .await?
@@ -33,26 +36,27 @@ pub(crate) async fn require_servable(
     model: &ModelName,
     version: u32,
 ) -> Result<()> {
-    let row = sqlx::query("SELECT archived_at IS NOT NULL AS archived FROM versions WHERE model = ?1 AND version = ?2")
-        .bind(model.as_str())
-        .bind(i64::from(version))
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT archived_at FROM versions WHERE model = $1 AND version = $2")
+            .bind(model.as_str())
+            .bind(i64::from(version))
+            .fetch_optional(&mut **tx)
+            .await?;
     match row {
         None => Err(Error::VersionNotFound {
             model: model.to_string(),
             version,
         }),
-        Some(row) if row.try_get::<bool, _>("archived")? => Err(Error::Conflict(format!(
+        Some((Some(_),)) => Err(Error::Conflict(format!(
             "version {version} of model '{model}' is archived"
         ))),
-        Some(_) => Ok(()),
+        Some((None,)) => Ok(()),
     }
 }
 
 async fn alias_version(tx: &mut Tx<'_>, model: &ModelName, alias: &str) -> Result<Option<u32>> {
     let version: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM aliases WHERE model = ?1 AND alias = ?2")
+        sqlx::query_scalar("SELECT version FROM aliases WHERE model = $1 AND alias = $2")
             .bind(model.as_str())
             .bind(alias)
             .fetch_optional(&mut **tx)
@@ -67,13 +71,13 @@ pub(crate) async fn write_alias(
     version: u32,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO aliases (model, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (model, alias) DO UPDATE SET version = ?3, updated_at = ?4",
+        "INSERT INTO aliases (model, alias, version, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (model, alias) DO UPDATE SET version = $3, updated_at = $4",
     )
     .bind(model.as_str())
     .bind(alias)
     .bind(i64::from(version))
-    .bind(Utc::now())
+    .bind(time(Utc::now()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -84,16 +88,16 @@ impl MetadataStore {
     pub(crate) async fn aliases(&self, model: Option<&ModelName>) -> Result<Vec<AliasRecord>> {
         let rows = sqlx::query(
             "SELECT model, alias, version, updated_at FROM aliases
-             WHERE ?1 IS NULL OR model = ?1 ORDER BY model, alias",
+             WHERE $1 IS NULL OR model = $1 ORDER BY model, alias",
         )
         .bind(model.map(ModelName::as_str))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         let history: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT model, alias, version FROM alias_history WHERE ?1 IS NULL OR model = ?1 ORDER BY seq DESC",
+            "SELECT model, alias, version FROM alias_history WHERE $1 IS NULL OR model = $1 ORDER BY seq DESC",
         )
         .bind(model.map(ModelName::as_str))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
             .map(|row| {
@@ -104,8 +108,8 @@ impl MetadataStore {
                     .map(|(_, _, v)| *v as u32)
                     .collect();
                 Ok(AliasRecord {
-                    version: row.try_get::<i64, _>("version")? as u32,
-                    updated_at: row.try_get("updated_at")?,
+                    version: get_u32(row, "version")?,
+                    updated_at: get_time(row, "updated_at")?,
                     model: m,
                     alias: a,
                     history,
@@ -129,7 +133,7 @@ impl MetadataStore {
             return Ok(()); // already there: no move, no event
         }
         if let Some(previous) = before {
-            sqlx::query("INSERT INTO alias_history (model, alias, version) VALUES (?1, ?2, ?3)")
+            sqlx::query("INSERT INTO alias_history (model, alias, version) VALUES ($1, $2, $3)")
                 .bind(model.as_str())
                 .bind(alias)
                 .bind(i64::from(previous))
@@ -139,13 +143,15 @@ impl MetadataStore {
         write_alias(&mut tx, model, alias, version).await?;
         let before = before.map(|v| json!({ "alias": alias, "version": v }));
         let after = json!({ "alias": alias, "version": version });
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "alias.set",
-            model.as_str(),
-            before,
-            Some(after),
+            NewEvent {
+                actor,
+                kind: EventKind::AliasSet,
+                model: model.as_str(),
+                before,
+                after: Some(after),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -170,7 +176,7 @@ impl MetadataStore {
         // The newest history entry that can still serve; archived or deleted ones are dropped.
         let previous = loop {
             let entry: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT seq, version FROM alias_history WHERE model = ?1 AND alias = ?2 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, version FROM alias_history WHERE model = $1 AND alias = $2 ORDER BY seq DESC LIMIT 1",
             )
             .bind(model.as_str())
             .bind(alias)
@@ -181,7 +187,7 @@ impl MetadataStore {
                     "alias '{alias}' of model '{model}' has no earlier version to roll back to"
                 )));
             };
-            sqlx::query("DELETE FROM alias_history WHERE seq = ?1")
+            sqlx::query("DELETE FROM alias_history WHERE seq = $1")
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
@@ -198,13 +204,15 @@ impl MetadataStore {
         write_alias(&mut tx, model, alias, previous).await?;
         let before = json!({ "alias": alias, "version": current });
         let after = json!({ "alias": alias, "version": previous });
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "alias.rollback",
-            model.as_str(),
-            Some(before),
-            Some(after),
+            NewEvent {
+                actor,
+                kind: EventKind::AliasRollback,
+                model: model.as_str(),
+                before: Some(before),
+                after: Some(after),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -237,8 +245,8 @@ impl MetadataStore {
             }
         }
         for statement in [
-            "DELETE FROM aliases WHERE model = ?1 AND alias = ?2",
-            "DELETE FROM alias_history WHERE model = ?1 AND alias = ?2",
+            "DELETE FROM aliases WHERE model = $1 AND alias = $2",
+            "DELETE FROM alias_history WHERE model = $1 AND alias = $2",
         ] {
             sqlx::query(statement)
                 .bind(model.as_str())
@@ -247,13 +255,15 @@ impl MetadataStore {
                 .await?;
         }
         let before = json!({ "alias": alias, "version": current });
-        append(
+        events::append(
             &mut tx,
-            actor,
-            "alias.delete",
-            model.as_str(),
-            Some(before),
-            None,
+            NewEvent {
+                actor,
+                kind: EventKind::AliasDelete,
+                model: model.as_str(),
+                before: Some(before),
+                after: None,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -266,8 +276,8 @@ impl MetadataStore {
         &self,
         model: &ModelName,
     ) -> Result<Option<RoutingSnapshot>> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM models WHERE name = ?1")
+        let mut tx = self.db.pool.begin().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM models WHERE name = $1")
             .bind(model.as_str())
             .fetch_optional(&mut *tx)
             .await?;
@@ -275,12 +285,12 @@ impl MetadataStore {
             return Ok(None);
         }
         let aliases: Vec<(String, i64)> =
-            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = ?1")
+            sqlx::query_as("SELECT alias, version FROM aliases WHERE model = $1")
                 .bind(model.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
         let newest: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM versions WHERE model = ?1 AND archived_at IS NULL",
+            "SELECT MAX(version) FROM versions WHERE model = $1 AND archived_at IS NULL",
         )
         .bind(model.as_str())
         .fetch_one(&mut *tx)
@@ -295,7 +305,7 @@ impl MetadataStore {
     }
 
     pub(crate) async fn policy(&self, model: &ModelName) -> Result<Option<RoutingPolicy>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.db.pool.acquire().await?;
         policy_in(&mut conn, model).await
     }
 
@@ -327,15 +337,15 @@ impl MetadataStore {
         let (kind, after) = match policy {
             Some(policy) => {
                 sqlx::query(
-                    "INSERT INTO policies (model, policy, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (model) DO UPDATE SET policy = ?2, updated_at = ?3",
+                    "INSERT INTO policies (model, policy, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (model) DO UPDATE SET policy = $2, updated_at = $3",
                 )
                 .bind(model.as_str())
-                .bind(crate::metadata::to_json(policy))
-                .bind(Utc::now())
+                .bind(to_json(policy))
+                .bind(time(Utc::now()))
                 .execute(&mut *tx)
                 .await?;
-                ("policy.set", Some(json!(policy)))
+                (EventKind::PolicySet, Some(json!(policy)))
             }
             None => {
                 if before.is_none() {
@@ -343,20 +353,22 @@ impl MetadataStore {
                         "model '{model}' has no routing policy"
                     )));
                 }
-                sqlx::query("DELETE FROM policies WHERE model = ?1")
+                sqlx::query("DELETE FROM policies WHERE model = $1")
                     .bind(model.as_str())
                     .execute(&mut *tx)
                     .await?;
-                ("policy.delete", None)
+                (EventKind::PolicyDelete, None)
             }
         };
-        append(
+        events::append(
             &mut tx,
-            actor,
-            kind,
-            model.as_str(),
-            before.map(|p| json!(p)),
-            after,
+            NewEvent {
+                actor,
+                kind,
+                model: model.as_str(),
+                before: before.map(|p| json!(p)),
+                after,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -372,20 +384,20 @@ impl MetadataStore {
         version: u32,
         delete: bool,
         actor: &str,
-    ) -> Result<String> {
+    ) -> Result<Digest> {
         let mut tx = begin_write(self, model).await?;
         let digest: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM versions WHERE model = ?1 AND version = ?2")
+            sqlx::query_scalar("SELECT digest FROM versions WHERE model = $1 AND version = $2")
                 .bind(model.as_str())
                 .bind(i64::from(version))
                 .fetch_optional(&mut *tx)
                 .await?;
-        let digest = digest.ok_or_else(|| Error::VersionNotFound {
+        let digest = Digest::parse(&digest.ok_or_else(|| Error::VersionNotFound {
             model: model.to_string(),
             version,
-        })?;
+        })?)?;
         let aliases: Vec<String> =
-            sqlx::query_scalar("SELECT alias FROM aliases WHERE model = ?1 AND version = ?2")
+            sqlx::query_scalar("SELECT alias FROM aliases WHERE model = $1 AND version = $2")
                 .bind(model.as_str())
                 .bind(i64::from(version))
                 .fetch_all(&mut *tx)
@@ -405,9 +417,9 @@ impl MetadataStore {
         }
         let kind = if delete {
             for statement in [
-                "DELETE FROM alias_history WHERE model = ?1 AND version = ?2",
-                "DELETE FROM reference_data WHERE model = ?1 AND version = ?2",
-                "DELETE FROM versions WHERE model = ?1 AND version = ?2",
+                "DELETE FROM alias_history WHERE model = $1 AND version = $2",
+                "DELETE FROM reference_data WHERE model = $1 AND version = $2",
+                "DELETE FROM versions WHERE model = $1 AND version = $2",
             ] {
                 sqlx::query(statement)
                     .bind(model.as_str())
@@ -415,38 +427,45 @@ impl MetadataStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            "version.delete"
+            EventKind::VersionDelete
         } else {
-            sqlx::query("UPDATE versions SET archived_at = ?3 WHERE model = ?1 AND version = ?2")
+            sqlx::query("UPDATE versions SET archived_at = $3 WHERE model = $1 AND version = $2")
                 .bind(model.as_str())
                 .bind(i64::from(version))
-                .bind(Utc::now())
+                .bind(time(Utc::now()))
                 .execute(&mut *tx)
                 .await?;
-            "version.archive"
+            EventKind::VersionArchive
         };
         let before = json!({ "version": version, "digest": digest });
-        append(&mut tx, actor, kind, model.as_str(), Some(before), None).await?;
+        events::append(
+            &mut tx,
+            NewEvent {
+                actor,
+                kind,
+                model: model.as_str(),
+                before: Some(before),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(digest)
     }
 
     /// Whether any version (of any model, archived or not) is stored as `digest`.
-    pub(crate) async fn digest_in_use(&self, digest: &str) -> Result<bool> {
-        let used: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM versions WHERE digest = ?1 LIMIT 1")
-                .bind(digest)
-                .fetch_optional(&self.pool)
+    pub(crate) async fn digest_in_use(&self, digest: &Digest) -> Result<bool> {
+        let used: Option<String> =
+            sqlx::query_scalar("SELECT digest FROM versions WHERE digest = $1 LIMIT 1")
+                .bind(digest.as_str())
+                .fetch_optional(&self.db.pool)
                 .await?;
         Ok(used.is_some())
     }
 }
 
-async fn policy_in(
-    conn: &mut SqliteConnection,
-    model: &ModelName,
-) -> Result<Option<RoutingPolicy>> {
-    let text: Option<String> = sqlx::query_scalar("SELECT policy FROM policies WHERE model = ?1")
+async fn policy_in(conn: &mut AnyConnection, model: &ModelName) -> Result<Option<RoutingPolicy>> {
+    let text: Option<String> = sqlx::query_scalar("SELECT policy FROM policies WHERE model = $1")
         .bind(model.as_str())
         .fetch_optional(conn)
         .await?;

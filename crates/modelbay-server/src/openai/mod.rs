@@ -164,11 +164,7 @@ async fn generate_routed(
         "{}-v{}-{}",
         record.model,
         record.version,
-        record
-            .digest
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or("")
+        &record.digest.hex()[..12]
     );
     let envelope = Envelope::new(kind, model, fingerprint);
     let generation = state.runtime.generate(caller, routed, request).await?;
