@@ -91,7 +91,7 @@ impl Runtime {
         self.registry
             .set_batching(model, &settings, &caller.actor())
             .await?;
-        self.manager.apply_batching(model, &settings);
+        self.sync_after_commit().await;
         self.batching_status(model).await
     }
 }

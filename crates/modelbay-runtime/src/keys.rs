@@ -189,10 +189,6 @@ impl KeyCache {
         Ok(())
     }
 
-    fn put(&self, key: KeyRecord) -> Result<()> {
-        self.maps.write().put(key)
-    }
-
     fn is_empty(&self) -> bool {
         self.maps.read().by_digest.is_empty()
     }
@@ -363,7 +359,7 @@ impl Runtime {
             client_cert: spec.client_cert.map(|cert| cert.to_hex()),
         };
         let record = self.registry.create_key(new, &caller.actor()).await?;
-        self.keys.put(record.clone())?;
+        self.sync_after_commit().await;
         tracing::info!(key = %record.id, role = %record.role, "API key created");
         Ok(CreatedKey { record, secret })
     }
@@ -372,7 +368,7 @@ impl Runtime {
     pub async fn revoke_key(&self, caller: &Caller, id: &str) -> Result<KeyRecord> {
         caller.require(Access::Keys)?;
         let record = self.registry.revoke_key(id, &caller.actor()).await?;
-        self.keys.put(record.clone())?;
+        self.sync_after_commit().await;
         tracing::info!(key = %record.id, "API key revoked");
         Ok(record)
     }
@@ -480,16 +476,19 @@ mod tests {
             client_cert: Some(cert.to_hex()),
         };
         let cache = KeyCache::default();
-        cache.put(record("old", false)).unwrap();
+        cache.replace_all(vec![record("old", false)]).unwrap();
         assert_eq!(cache.find_certificate(&cert).unwrap().record.id, "old");
-        cache.put(record("new", false)).unwrap();
-        // Revoking the old key later must not unbind the new one.
-        cache.put(record("old", true)).unwrap();
-        assert_eq!(cache.find_certificate(&cert).unwrap().record.id, "new");
-        cache.put(record("new", true)).unwrap();
-        assert!(cache.find_certificate(&cert).is_none());
+        // Keys come oldest first; the revoked old key must not unbind the new one.
         cache
             .replace_all(vec![record("old", true), record("new", false)])
+            .unwrap();
+        assert_eq!(cache.find_certificate(&cert).unwrap().record.id, "new");
+        cache
+            .replace_all(vec![record("old", true), record("new", true)])
+            .unwrap();
+        assert!(cache.find_certificate(&cert).is_none());
+        cache
+            .replace_all(vec![record("new", false), record("old", true)])
             .unwrap();
         assert_eq!(cache.find_certificate(&cert).unwrap().record.id, "new");
     }

@@ -2,6 +2,7 @@
 //! loaded, loading each once), the session pools that run engines on threads of their own, and
 //! the operations the HTTP (and later gRPC) handlers call — one implementation per operation.
 
+mod apply;
 mod batching;
 mod drift;
 mod embed;

@@ -227,6 +227,14 @@ impl ModelManager {
         *cache.generation.entry(model.clone()).or_default() += 1;
     }
 
+    /// Switches the model's traffic to routing state read after a change (whose versions the
+    /// caller has loaded); reads already in flight will not cache what they found.
+    pub(crate) fn install_routes(&self, model: &ModelName, routes: Arc<Routes>) {
+        let mut cache = self.routes.lock();
+        *cache.generation.entry(model.clone()).or_default() += 1;
+        cache.entries.insert(model.clone(), routes);
+    }
+
     /// Routes a request and returns the loaded version that serves it.
     pub(crate) async fn route(
         &self,

@@ -88,6 +88,8 @@ pub struct Runtime {
     pub(crate) limits: Arc<crate::limits::KeyUsage>,
     /// One reference-data upload at a time (each can hold hundreds of MB while parsed).
     pub(crate) reference_uploads: Arc<tokio::sync::Semaphore>,
+    /// How far into the registry's event log this process has applied.
+    pub(crate) position: Arc<crate::apply::LogPosition>,
 }
 
 impl Runtime {
@@ -112,6 +114,7 @@ impl Runtime {
             keys: Arc::default(),
             limits,
             reference_uploads: Arc::new(tokio::sync::Semaphore::new(1)),
+            position: Arc::default(),
         }
     }
 
@@ -139,7 +142,7 @@ impl Runtime {
         Ok(())
     }
 
-    async fn change_lock(&self, model: &ModelName) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn change_lock(&self, model: &ModelName) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .changes
             .lock()
@@ -320,28 +323,9 @@ impl Runtime {
             )
             .await?;
         tracing::info!(model = %model, version = record.version, digest = %record.digest, "version pushed");
-        let _serialised = self.change_lock(model).await;
-        // The first version is `production` from its first moment: load it at once. A model
-        // whose `production` alias was removed (and has no policy) serves its newest version:
-        // load that before the switch (read from the registry, not the cache, which must keep
-        // routing to the old version meanwhile), then let the version it replaces drain. The
-        // push has committed: nothing below may fail it.
-        match self.registry.routing_snapshot(model).await {
-            Ok(Some(snapshot))
-                if record.aliases.iter().any(|a| a == crate::PRODUCTION)
-                    || (snapshot.policy.is_none()
-                        && !snapshot.aliases.iter().any(|(a, _)| a == crate::PRODUCTION)) =>
-            {
-                if let Err(e) = self.manager.get(model, record.version).await {
-                    tracing::error!(model = %model, version = record.version, error = %e, "new default version failed to load");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(model = %model, error = %e, "could not read routing after a push")
-            }
-        }
-        self.after_routing_change(model).await;
+        // A version that serves at once (the first, or the newest of a model without
+        // `production` or a policy) is loaded before traffic switches to it.
+        self.sync_after_commit().await;
         Ok(record)
     }
 
@@ -487,13 +471,15 @@ impl Runtime {
         version: u32,
         actor: &str,
     ) -> Result<AliasRecord> {
-        let _serialised = self.change_lock(model).await;
-        modelbay_core::validate_alias(alias)?;
-        self.manager.get(model, version).await?;
-        self.registry
-            .set_alias(model, alias, version, actor)
-            .await?;
-        self.after_routing_change(model).await;
+        {
+            let _serialised = self.change_lock(model).await;
+            modelbay_core::validate_alias(alias)?;
+            self.manager.get(model, version).await?;
+            self.registry
+                .set_alias(model, alias, version, actor)
+                .await?;
+        }
+        self.sync_after_commit().await;
         self.find_alias(model, alias).await
     }
 
@@ -504,33 +490,37 @@ impl Runtime {
         alias: &str,
         actor: &str,
     ) -> Result<AliasRecord> {
-        let _serialised = self.change_lock(model).await;
-        let record = self.find_alias(model, alias).await?;
-        // Preload where the rollback will land: the newest history entry that can serve.
-        for &previous in &record.history {
-            if previous == record.version {
-                continue;
+        {
+            let _serialised = self.change_lock(model).await;
+            let record = self.find_alias(model, alias).await?;
+            // Preload where the rollback will land: the newest history entry that can serve.
+            for &previous in &record.history {
+                if previous == record.version {
+                    continue;
+                }
+                if self
+                    .registry
+                    .version(model, previous)
+                    .await
+                    .is_ok_and(|v| !v.archived)
+                {
+                    self.manager.get(model, previous).await?;
+                    break;
+                }
             }
-            if self
-                .registry
-                .version(model, previous)
-                .await
-                .is_ok_and(|v| !v.archived)
-            {
-                self.manager.get(model, previous).await?;
-                break;
-            }
+            self.registry.rollback_alias(model, alias, actor).await?;
         }
-        self.registry.rollback_alias(model, alias, actor).await?;
-        self.after_routing_change(model).await;
+        self.sync_after_commit().await;
         self.find_alias(model, alias).await
     }
 
     /// The work of [`Self::delete_alias`].
     async fn delete_alias_now(&self, model: &ModelName, alias: &str, actor: &str) -> Result<()> {
-        let _serialised = self.change_lock(model).await;
-        self.registry.delete_alias(model, alias, actor).await?;
-        self.after_routing_change(model).await;
+        {
+            let _serialised = self.change_lock(model).await;
+            self.registry.delete_alias(model, alias, actor).await?;
+        }
+        self.sync_after_commit().await;
         Ok(())
     }
 
@@ -567,21 +557,21 @@ impl Runtime {
         policy: Option<RoutingPolicy>,
         actor: &str,
     ) -> Result<()> {
-        let _serialised = self.change_lock(model).await;
-        if let Some(policy) = &policy {
-            policy.validate()?;
-            let routes = self.manager.routes(model).await?;
-            for target in policy.targets() {
-                let version = routes.target(model, target)?;
-                self.manager.get(model, version).await?;
+        {
+            let _serialised = self.change_lock(model).await;
+            if let Some(policy) = &policy {
+                policy.validate()?;
+                let routes = self.manager.routes(model).await?;
+                for target in policy.targets() {
+                    let version = routes.target(model, target)?;
+                    self.manager.get(model, version).await?;
+                }
             }
+            self.registry
+                .set_policy(model, policy.as_ref(), actor)
+                .await?;
         }
-        self.registry
-            .set_policy(model, policy.as_ref(), actor)
-            .await?;
-        self.manager.invalidate(model);
-        self.shadows.lock().retain(|(m, _), _| m != model);
-        self.after_routing_change(model).await;
+        self.sync_after_commit().await;
         Ok(())
     }
 
@@ -593,21 +583,21 @@ impl Runtime {
         delete: bool,
         actor: &str,
     ) -> Result<()> {
-        let _serialised = self.change_lock(model).await;
-        if delete {
-            self.registry.delete_version(model, version, actor).await?;
-        } else {
-            self.registry.archive_version(model, version, actor).await?;
+        {
+            let _serialised = self.change_lock(model).await;
+            if delete {
+                self.registry.delete_version(model, version, actor).await?;
+            } else {
+                self.registry.archive_version(model, version, actor).await?;
+            }
         }
-        self.manager.forget(model, version);
-        self.monitors.forget(model.as_str(), version);
-        self.after_routing_change(model).await;
+        self.sync_after_commit().await;
         Ok(())
     }
 
-    async fn after_routing_change(&self, model: &ModelName) {
-        self.manager.invalidate(model);
-        self.manager.release_unreferenced(model).await;
+    /// Drops the shadow reports of a model whose policy changed.
+    pub(crate) fn forget_shadows(&self, model: &ModelName) {
+        self.shadows.lock().retain(|(m, _), _| m != model);
     }
 
     /// Every version of every model, with whether it is loaded (Triton's repository index).

@@ -50,6 +50,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     );
+    // Everything read from here on (keys, referenced versions) is at least this new; changes
+    // after it are applied on top as they commit.
+    runtime
+        .start_from_log()
+        .await
+        .context("cannot read the registry's event log")?;
     let auth = secure(&settings, &runtime).await?;
     let ready = Arc::new(AtomicBool::new(false));
     // Versions that aliases and policies reference load in the background; readiness waits.

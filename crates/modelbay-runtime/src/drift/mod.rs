@@ -100,16 +100,8 @@ impl Monitors {
             .clone()
     }
 
-    /// Replaces a version's monitor (new reference data).
-    fn replace(&self, model: &str, version: u32, monitor: Arc<Monitor>) {
-        self.by_model
-            .write()
-            .entry(model.to_owned())
-            .or_default()
-            .insert(version, Some(monitor));
-    }
-
-    /// Drops a version's window (the version was archived or deleted).
+    /// Drops a version's window (the version was archived or deleted, or has new reference
+    /// data that the next use reads).
     pub(crate) fn forget(&self, model: &str, version: u32) {
         if let Some(versions) = self.by_model.write().get_mut(model) {
             versions.remove(&version);
@@ -182,9 +174,8 @@ impl Runtime {
                 &caller.actor(),
             )
             .await?;
-        let monitor = Monitor::new(layout, stats, self.manager.drift_window());
-        self.monitors
-            .replace(model.as_str(), version, Arc::new(monitor));
+        // The version's drift window starts again from the new reference.
+        self.sync_after_commit().await;
         Ok(summary)
     }
 
