@@ -174,6 +174,41 @@ pub struct ServeArgs {
     /// to {endpoint}/v1/traces) [default: no export].
     #[arg(long, env = "MODELBAY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Metadata in a PostgreSQL database every replica shares (postgres://user:pass@host/db)
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = "MODELBAY_REGISTRY")]
+    pub registry: Option<String>,
+    /// Where artifacts live: s3://bucket/prefix (endpoint and credentials from the AWS_*
+    /// variables) or file:///path (e.g. a shared volume) [default: <data-dir>/artifacts].
+    #[arg(long, env = "MODELBAY_ARTIFACTS")]
+    pub artifacts: Option<String>,
+    /// Local copies of s3:// artifacts, for engines to read [default: <data-dir>/cache].
+    #[arg(long, env = "MODELBAY_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size bound of --cache-dir in bytes; least recently used copies go first
+    /// [default: 21474836480].
+    #[arg(long, env = "MODELBAY_CACHE_MAX_BYTES")]
+    pub cache_max_bytes: Option<u64>,
+    /// This replica's name in the cluster view (e.g. the pod name) [default: host name and
+    /// process id].
+    #[arg(long, env = "MODELBAY_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The address other replicas and operators reach this one at (e.g. the pod IP and port)
+    /// [default: the HTTP listen address].
+    #[arg(long, env = "MODELBAY_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+    /// Milliseconds between reads of the registry's event log when no notification arrives
+    /// (PostgreSQL only; notifications usually apply changes sooner) [default: 1000].
+    #[arg(long, env = "MODELBAY_EVENT_POLL_MS")]
+    pub event_poll_ms: Option<u64>,
+    /// Seconds a replica keeps serving after SIGTERM with readiness already false, so load
+    /// balancers stop sending it traffic first [default: 5].
+    #[arg(long, env = "MODELBAY_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+    /// Seconds in-flight requests and streams get to finish once the listeners close; then
+    /// the process exits anyway [default: 30].
+    #[arg(long, env = "MODELBAY_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u64>,
 }
 
 /// Whether API keys are required.
@@ -227,6 +262,12 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_streams_per_connection: u32,
     pub max_inflight_bytes: usize,
+    pub registry: modelbay_registry::RegistryConfig,
+    pub replica_id: String,
+    pub advertise_address: Option<String>,
+    pub event_poll: std::time::Duration,
+    pub shutdown_grace: std::time::Duration,
+    pub drain_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -237,7 +278,53 @@ impl ServeArgs {
             None => ServeArgs::default(),
         };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./modelbay-data"));
+        let registry = modelbay_registry::RegistryConfig {
+            data_dir: data_dir.clone(),
+            metadata_url: match self.registry.clone().or(file.registry.clone()) {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(url)
+                }
+                Some(_) => anyhow::bail!(
+                    "--registry takes a postgres:// URL (without it the registry is SQLite in the data directory)"
+                ),
+                None => None,
+            },
+            artifacts: match self.artifacts.clone().or(file.artifacts.clone()) {
+                Some(location) => location.parse().map_err(anyhow::Error::msg)?,
+                None => modelbay_registry::ArtifactLocation::DataDir,
+            },
+            cache_dir: self.cache_dir.clone().or(file.cache_dir.clone()),
+            cache_max_bytes: self
+                .cache_max_bytes
+                .or(file.cache_max_bytes)
+                .unwrap_or(modelbay_registry::DEFAULT_CACHE_BYTES),
+        };
         Ok(Settings {
+            registry,
+            replica_id: self
+                .replica_id
+                .clone()
+                .or(file.replica_id.clone())
+                .unwrap_or_else(default_replica_id),
+            advertise_address: self
+                .advertise_address
+                .clone()
+                .or(file.advertise_address.clone()),
+            event_poll: std::time::Duration::from_millis(
+                self.event_poll_ms
+                    .or(file.event_poll_ms)
+                    .unwrap_or(1000)
+                    .max(10),
+            ),
+            shutdown_grace: std::time::Duration::from_secs(
+                self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5),
+            ),
+            drain_timeout: seconds(self.drain_timeout.or(file.drain_timeout), 30)?,
             listen: self
                 .listen
                 .or(file.listen)
@@ -250,10 +337,7 @@ impl ServeArgs {
                 .grpc_max_message_bytes
                 .or(file.grpc_max_message_bytes)
                 .unwrap_or(64 << 20),
-            data_dir: self
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./modelbay-data")),
+            data_dir,
             onnxruntime_lib: self.onnxruntime_lib.or(file.onnxruntime_lib),
             max_request_bytes: self
                 .max_request_bytes
@@ -377,6 +461,14 @@ impl ServeArgs {
                 .unwrap_or(1 << 30),
         })
     }
+}
+
+/// The host name and process id: unique per process, readable in the cluster view.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "modelbay".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A timeout in whole seconds, at least one.

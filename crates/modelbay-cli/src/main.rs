@@ -41,6 +41,8 @@ enum Command {
     Delete(commands::versioning::VersionArgs),
     /// Show the audit trail of registry changes.
     Audit(commands::versioning::AuditArgs),
+    /// Show every replica sharing the registry: state, last event applied, loaded versions.
+    Cluster(commands::list::ClusterArgs),
     /// Manage API keys (needs an admin key).
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Command::Archive(args) => commands::versioning::archive(args).await,
             Command::Delete(args) => commands::versioning::delete(args).await,
             Command::Audit(args) => commands::versioning::audit(args).await,
+            Command::Cluster(args) => commands::list::cluster(args).await,
             Command::Keys(command) => commands::keys::run(command).await,
         }
     });

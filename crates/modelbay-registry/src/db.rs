@@ -15,6 +15,10 @@ pub(crate) type Tx<'a> = sqlx::Transaction<'a, Any>;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long a statement waits for a connection: during a database outage, management writes
+/// fail with 503 after this, instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Connections each replica keeps to PostgreSQL (the listener's is extra).
 const POSTGRES_CONNECTIONS: u32 = 8;
 
@@ -73,7 +77,7 @@ impl Db {
         sqlx::any::install_default_drivers();
         let pool = PoolOptions::<Any>::new()
             .max_connections(POSTGRES_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;

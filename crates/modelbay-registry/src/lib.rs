@@ -15,6 +15,7 @@ mod digest;
 mod error;
 mod events;
 mod keys;
+mod listen;
 mod metadata;
 mod records;
 mod replicas;
@@ -30,7 +31,7 @@ use bytes::Bytes;
 use modelbay_core::{ModelName, RoutingPolicy, TensorBatching};
 use serde_json::Value;
 
-pub use config::{ArtifactLocation, RegistryConfig};
+pub use config::{ArtifactLocation, RegistryConfig, DEFAULT_CACHE_BYTES};
 pub use db::Backend;
 pub use digest::Digest;
 pub use error::{Error, Result};
@@ -333,9 +334,14 @@ impl Registry {
         self.metadata.forget_replicas(before).await
     }
 
-    /// The URL of the shared PostgreSQL database, for the event follower's own connection.
-    pub fn postgres_url(&self) -> Option<&str> {
-        self.postgres_url.as_deref()
+    /// For a shared (PostgreSQL) registry: a wake-up that fires when other replicas append
+    /// events, from a listener on a connection of its own, started here. `None` for the
+    /// embedded registry, which only this process writes.
+    pub fn event_hints(&self) -> Option<Arc<tokio::sync::Notify>> {
+        let url = self.postgres_url.clone()?;
+        let hints = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(listen::listen(url, hints.clone()));
+        Some(hints)
     }
 
     /// Which database holds the metadata.

@@ -412,8 +412,15 @@ impl Runtime {
                         "the admin key file holds a key that is revoked or not an admin key".into(),
                     )),
                     None => {
-                        self.create_key_with_secret(&operator, spec, secret).await?;
-                        Ok(None)
+                        match self.create_key_with_secret(&operator, spec, secret).await {
+                            Ok(_) => Ok(None),
+                            // Another replica starting with the same file created it first.
+                            Err(Error::Registry(modelbay_registry::Error::Conflict(_))) => {
+                                self.load_keys().await?;
+                                Ok(None)
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                 }
             }

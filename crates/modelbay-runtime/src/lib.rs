@@ -4,6 +4,7 @@
 
 mod apply;
 mod batching;
+mod cluster;
 mod drift;
 mod embed;
 mod error;
@@ -24,6 +25,7 @@ mod validation;
 mod warmup;
 
 pub use batching::{BatchingStatus, LoadedBatching};
+pub use cluster::{ClusterView, ReplicaIdentity, ReplicaView, GONE_AFTER};
 pub use drift::{DriftReport, FeatureDrift, ReferenceData, ReferenceSummary};
 pub use embed::{
     BatchPolicy, EmbedInput, EmbeddingServeOptions, Embeddings, EMBEDDING_OUTPUT, TEXT_INPUT,

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Routes {
     Routes::default()
         .get("/api/v1/openapi.json", Metadata, openapi)
         .get("/api/v1/whoami", Metadata, whoami)
+        .get("/api/v1/cluster", Inspect, cluster)
         .get("/api/v1/models", Metadata, list_models)
         .get("/api/v1/models/{model}/versions", Metadata, list_versions)
         .post("/api/v1/models/{model}/versions", Publish, push)
@@ -47,6 +48,15 @@ async fn whoami(Authenticated(caller): Authenticated) -> Json<serde_json::Value>
         "models": &*caller.models,
         "limits": caller.limits,
     }))
+}
+
+/// Every replica sharing this registry: address, binary version, last event applied, loaded
+/// versions and state (`ready`, `not_ready`, or `gone` once its heartbeats stop).
+async fn cluster(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<modelbay_runtime::ClusterView>, ApiError> {
+    Ok(Json(state.runtime.cluster(&caller).await?))
 }
 
 async fn openapi() -> Response {

@@ -119,3 +119,49 @@ pub async fn versions(args: VersionsArgs) -> anyhow::Result<()> {
     println!("{t}");
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `modelbay cluster`: every replica sharing the registry.
+pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let body = get(&args.client, "/api/v1/cluster").await?;
+    if args.client.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let mut t = table(&[
+        "REPLICA",
+        "ADDRESS",
+        "STATE",
+        "BINARY",
+        "LAST EVENT",
+        "BEHIND",
+        "LOADED",
+        "HEARTBEAT",
+    ]);
+    for r in body["replicas"].as_array().into_iter().flatten() {
+        let loaded: Vec<String> = r["loaded"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| format!("{}@{}", text(&l["model"]), text(&l["version"])))
+            .collect();
+        t.add_row(vec![
+            text(&r["id"]),
+            text(&r["address"]),
+            text(&r["state"]),
+            text(&r["binary_version"]),
+            text(&r["last_event"]),
+            text(&r["behind"]),
+            loaded.join(" "),
+            text(&r["heartbeat_at"]),
+        ]);
+    }
+    println!("{t}");
+    println!("newest registry event: {}", text(&body["newest_event"]));
+    Ok(())
+}

@@ -9,7 +9,7 @@ use std::sync::{
 use anyhow::Context;
 use modelbay_engines::EngineSet;
 use modelbay_registry::Registry;
-use modelbay_runtime::{Metrics, Runtime, RuntimeOptions};
+use modelbay_runtime::{Metrics, ReplicaIdentity, Runtime, RuntimeOptions};
 use modelbay_server::{AppState, AuthMode, Limits, Shared};
 
 use crate::config::{AuthSetting, ServeArgs, Settings};
@@ -23,16 +23,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await??;
     let engines = engines(&settings)?;
     modelbay_server::error::hide_paths_under(vec![settings.data_dir.clone()]);
-    let registry = Registry::open_local(&settings.data_dir)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the registry in {}",
-                settings.data_dir.display()
-            )
-        })?;
+    let registry = open_registry(&settings).await?;
     let runtime = Runtime::new(
-        registry,
+        registry.clone(),
         engines,
         RuntimeOptions {
             workers_per_model: settings.workers_per_model,
@@ -58,6 +51,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot read the registry's event log")?;
     let auth = secure(&settings, &runtime).await?;
     let ready = Arc::new(AtomicBool::new(false));
+    // Changes other replicas commit (a shared registry), or that reached the log without this
+    // process applying them, take effect here.
+    let hints = registry.event_hints();
+    tokio::spawn({
+        let runtime = runtime.clone();
+        let poll = settings.event_poll;
+        async move { runtime.follow(hints, poll).await }
+    });
     // Versions that aliases and policies reference load in the background; readiness waits.
     tokio::spawn({
         let (runtime, ready) = (runtime.clone(), ready.clone());
@@ -137,14 +138,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             listener.local_addr()?
         );
     }
+    spawn_heartbeats(
+        &state.runtime,
+        ReplicaIdentity {
+            id: settings.replica_id.clone(),
+            address: settings
+                .advertise_address
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{address}")),
+            started_at: chrono::Utc::now(),
+        },
+        state.ready.clone(),
+    );
     println!("modelbay gRPC listening on {grpc_address}");
     println!("modelbay listening on {scheme}://{address}");
-    // One signal stops both servers; each lets its in-flight requests finish.
+    // One signal stops both servers. Readiness turns false at once and the listeners stay
+    // open for the grace period, so load balancers stop sending traffic before connections
+    // are refused; then in-flight requests and streams get the drain timeout to finish.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop_now = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
+    tokio::spawn({
+        let ready = state.ready.clone();
+        let (grace, drain) = (settings.shutdown_grace, settings.drain_timeout);
+        async move {
+            shutdown_signal().await;
+            ready.store(false, Ordering::Release);
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "not ready; serving through the grace period"
+            );
+            tokio::time::sleep(grace).await;
+            tracing::info!("closing the listeners; finishing in-flight requests");
+            let _ = stop.send(true);
+            tokio::time::sleep(drain).await;
+            tracing::warn!(
+                drain_s = drain.as_secs(),
+                "requests still in flight after the drain timeout; exiting"
+            );
+            std::process::exit(0);
+        }
     });
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|&s| s).await;
@@ -182,10 +214,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         served = &mut http => {
             let _ = stop_now.send(true);
             // Open gRPC streams and health watches get a while to finish, then are cut.
-            let grpc_served = match tokio::time::timeout(GRPC_DRAIN, &mut grpc).await {
+            let grpc_served = match tokio::time::timeout(settings.drain_timeout, &mut grpc).await {
                 Ok(joined) => joined.map_err(|e| anyhow::anyhow!("gRPC server task: {e}")),
                 Err(_) => {
-                    tracing::warn!("gRPC connections still open after {GRPC_DRAIN:?}; closing them");
+                    tracing::warn!("gRPC connections still open after the drain timeout; closing them");
                     grpc.abort();
                     Ok(Ok(()))
                 }
@@ -272,8 +304,57 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// How long open gRPC streams may take to finish after a stop signal.
-const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a replica reports itself to the registry.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Replicas not heard from for this long are dropped from the cluster view at startup.
+const FORGET_REPLICAS_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// Opens the registry. A database that cannot be reached (PostgreSQL still starting, a
+/// network partition) is retried with backoff, saying why each time; anything else fails.
+async fn open_registry(settings: &Settings) -> anyhow::Result<Registry> {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match Registry::open(&settings.registry).await {
+            Ok(registry) => return Ok(registry),
+            Err(e) if e.is_unavailable() && settings.registry.metadata_url.is_some() => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the registry database; retrying");
+                eprintln!(
+                    "modelbay: cannot reach the registry database ({e}); retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot open the registry (data directory {})",
+                    settings.data_dir.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Reports this replica (state, loaded versions, last event applied) every few seconds; a
+/// registry outage only skips reports.
+fn spawn_heartbeats(runtime: &Runtime, me: ReplicaIdentity, ready: Arc<AtomicBool>) {
+    let runtime = runtime.clone();
+    tokio::spawn(async move {
+        if let Err(e) = runtime
+            .forget_replicas(chrono::Utc::now() - FORGET_REPLICAS_AFTER)
+            .await
+        {
+            tracing::debug!(error = %e, "could not forget old replicas");
+        }
+        let mut ticks = tokio::time::interval(HEARTBEAT);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = runtime.heartbeat(&me, ready.load(Ordering::Acquire)).await {
+                tracing::debug!(error = %e, "heartbeat not recorded");
+            }
+        }
+    });
+}
 
 fn engines(settings: &Settings) -> anyhow::Result<EngineSet> {
     #[allow(unused_mut)]

@@ -135,6 +135,11 @@ impl TestServer {
         server
     }
 
+    /// Starts a server on `data_dir` with extra flags and environment (a cluster replica).
+    pub async fn start_replica(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch_with(data_dir, extra, None, None, env).await
+    }
+
     async fn launch(data_dir: &Path, extra: &[&str], log: Option<std::fs::File>) -> Self {
         Self::launch_with(data_dir, extra, log, None, &[]).await
     }
@@ -150,15 +155,21 @@ impl TestServer {
             Some(file) => ("info", Stdio::from(file)),
             None => ("warn", Stdio::inherit()),
         };
+        // Port 0 and no grace period (tests stop servers often) unless the test says otherwise.
+        let mut defaults = Vec::new();
+        for (flag, value) in [
+            ("--listen", "127.0.0.1:0"),
+            ("--grpc-listen", "127.0.0.1:0"),
+            ("--shutdown-grace", "0"),
+        ] {
+            if !extra.contains(&flag) {
+                defaults.extend([flag, value]);
+            }
+        }
         let mut child = modelbay()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .arg("serve")
+            .args(defaults)
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("ORT_DYLIB_PATH", onnxruntime_library())

@@ -92,7 +92,7 @@ fn shape(tensor: &Value) -> Vec<i64> {
 }
 
 /// The breast-cancer inputs as a typed (`contents`) request.
-fn typed_request(model: &str) -> ModelInferRequest {
+pub(crate) fn typed_request(model: &str) -> ModelInferRequest {
     let case = expected("breast_cancer_lr");
     let input = &case["inputs"][0];
     ModelInferRequest {

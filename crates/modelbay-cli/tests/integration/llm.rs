@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common::{client_with_key, repo_root, TestServer};
 
-fn smollm2() -> Vec<u8> {
+pub(crate) fn smollm2() -> Vec<u8> {
     let path = std::env::var("MODELBAY_SMOLLM2")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));

@@ -3,6 +3,8 @@
 mod bad_input;
 mod batching;
 mod cli;
+mod cluster;
+mod cluster_services;
 mod common;
 mod crash;
 mod drift;
