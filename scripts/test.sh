@@ -10,6 +10,14 @@ eval "$(scripts/fetch-models.sh)"
 CACHE="${MODELBAY_CACHE:-$PWD/.cache}"
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 
+VENV="$CACHE/test-venv"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tritonclient.http, tritonclient.grpc, numpy, openai, moto.server, kubernetes_validate' 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'tritonclient[http,grpc]==2.73.0' 'numpy<3' 'openai==3.57.0' 'moto[server]==5.2.1' 'kubernetes-validate==1.37.0'
+fi
+# The cluster tests' S3 server.
+export MODELBAY_MOTO_SERVER="$VENV/bin/moto_server"
+
 echo "== cargo fmt" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
@@ -17,11 +25,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked
 
-VENV="$CACHE/test-venv"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tritonclient.http, tritonclient.grpc, numpy, openai' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'tritonclient[http,grpc]==2.73.0' 'numpy<3' 'openai==3.57.0'
-fi
 echo "== tritonclient.http against the real server" >&2
 "$VENV/bin/python" tests/tritonclient_check.py "$TARGET/debug/modelbay"
 echo "== tritonclient.grpc against the real server" >&2
@@ -30,4 +33,6 @@ echo "== tritonclient (HTTP and gRPC) over TLS against the real server" >&2
 "$VENV/bin/python" tests/tritonclient_tls_check.py "$TARGET/debug/modelbay"
 echo "== openai client against the real server" >&2
 "$VENV/bin/python" tests/openai_check.py "$TARGET/debug/modelbay"
+echo "== Helm chart: lint, render, validate" >&2
+deploy/check-chart.sh "$VENV"
 echo "== all tests passed" >&2

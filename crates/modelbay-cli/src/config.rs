@@ -201,6 +201,10 @@ pub struct ServeArgs {
     /// (PostgreSQL only; notifications usually apply changes sooner) [default: 1000].
     #[arg(long, env = "MODELBAY_EVENT_POLL_MS")]
     pub event_poll_ms: Option<u64>,
+    /// Apply other replicas' changes as soon as PostgreSQL notifies them (LISTEN/NOTIFY);
+    /// `false` relies on --event-poll-ms alone [default: true].
+    #[arg(long, env = "MODELBAY_EVENT_NOTIFY", num_args = 0..=1, default_missing_value = "true")]
+    pub event_notify: Option<bool>,
     /// Seconds a replica keeps serving after SIGTERM with readiness already false, so load
     /// balancers stop sending it traffic first [default: 5].
     #[arg(long, env = "MODELBAY_SHUTDOWN_GRACE")]
@@ -266,6 +270,7 @@ pub struct Settings {
     pub replica_id: String,
     pub advertise_address: Option<String>,
     pub event_poll: std::time::Duration,
+    pub event_notify: bool,
     pub shutdown_grace: std::time::Duration,
     pub drain_timeout: std::time::Duration,
 }
@@ -321,6 +326,7 @@ impl ServeArgs {
                     .unwrap_or(1000)
                     .max(10),
             ),
+            event_notify: self.event_notify.or(file.event_notify).unwrap_or(true),
             shutdown_grace: std::time::Duration::from_secs(
                 self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5),
             ),

@@ -53,7 +53,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     // Changes other replicas commit (a shared registry), or that reached the log without this
     // process applying them, take effect here.
-    let hints = registry.event_hints();
+    let hints = settings
+        .event_notify
+        .then(|| registry.event_hints())
+        .flatten();
     tokio::spawn({
         let runtime = runtime.clone();
         let poll = settings.event_poll;

@@ -136,6 +136,7 @@ impl TestServer {
     }
 
     /// Starts a server on `data_dir` with extra flags and environment (a cluster replica).
+    #[allow(dead_code)] // only the cluster test binary starts replicas
     pub async fn start_replica(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         Self::launch_with(data_dir, extra, None, None, env).await
     }
@@ -228,6 +229,11 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn signal_stop(&self) {
+        terminate(self.child.id());
     }
 
     /// Sends SIGTERM and waits for the process to exit.

@@ -3,8 +3,6 @@
 mod bad_input;
 mod batching;
 mod cli;
-mod cluster;
-mod cluster_services;
 mod common;
 mod crash;
 mod drift;
@@ -12,6 +10,7 @@ mod embeddings;
 mod explain;
 mod grpc;
 mod inference;
+mod lifecycle;
 mod llm;
 mod logs;
 mod memory;

@@ -18,10 +18,9 @@ use modelbay_registry::{ArtifactLocation, EventKind, Registry, RegistryConfig};
 use serde_json::{json, Value};
 
 use crate::{
-    cluster_services::{free_port, replica_dir, Moto, Nginx, Postgres, BUCKET},
+    clients::{smollm2, typed_request, BearerKey},
     common::{client_with_key, expected, fixture, status_and_json, TestServer},
-    grpc::{typed_request, BearerKey},
-    llm::smollm2,
+    services::{free_port, replica_dir, Moto, Nginx, Postgres, BUCKET},
 };
 
 const ADMIN_KEY: &str = "mbk_clustertestclustertestclustertestclustertest0001";
@@ -39,10 +38,16 @@ struct Cluster {
     postgres: Postgres,
     moto: Moto,
     replicas: Vec<Replica>,
+    extra: Vec<String>,
 }
 
 impl Cluster {
     async fn start(n: usize) -> Self {
+        Self::start_with(n, &[]).await
+    }
+
+    /// A cluster whose replicas all get `extra` flags too.
+    async fn start_with(n: usize, extra: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let postgres = Postgres::start();
         let moto = Moto::start().await;
@@ -61,6 +66,7 @@ impl Cluster {
             _root: root,
             postgres,
             moto,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         let starts: Vec<_> = (0..n).map(|i| cluster.launch(i)).collect();
         let started = futures::future::join_all(starts).await;
@@ -75,7 +81,7 @@ impl Cluster {
         let dir = replica.dir.clone();
         // The test client reads the key where a first start would write it.
         std::fs::write(dir.join("admin.key"), ADMIN_KEY).unwrap();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--listen".into(),
             format!("127.0.0.1:{}", replica.http_port),
             "--grpc-listen".into(),
@@ -99,6 +105,7 @@ impl Cluster {
             "--llm-max-sequences".into(),
             "2".into(),
         ];
+        args.extend(self.extra.iter().cloned());
         let env = self.moto.env();
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -552,5 +559,115 @@ async fn check_registry(cluster: &Cluster, root: &Path) {
                 alias.alias
             );
         }
+    }
+}
+
+/// Promotes through replica 0 `runs` times and returns p50 and p99 of the time until every
+/// replica serves the new version.
+async fn convergence(cluster: &Cluster, runs: u32) -> (Duration, Duration) {
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let version = if i % 2 == 0 { 2 } else { 1 };
+        let started = Instant::now();
+        let (status, body) = promote_via(cluster.server(0), "bc", version).await;
+        assert_eq!(status, 200, "{body}");
+        wait_served(cluster, "bc", version, Duration::from_secs(10)).await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// v2 inferences per second that `clients` concurrent clients get from one server in `span`.
+async fn throughput(server: &TestServer, clients: usize, span: Duration) -> f64 {
+    let done = Arc::new(AtomicUsize::new(0));
+    let until = Instant::now() + span;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, done) = (server.url("/v2/models/bc/infer"), done.clone());
+            let client = server.http.clone();
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let r = client.post(&url).json(&bc_inputs()).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    let _ = r.bytes().await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / span.as_secs_f64()
+}
+
+/// The figures in docs/BENCHMARKS.md ("Cluster mode"). Run with
+/// `cargo test -p modelbay-cli --test cluster benchmark -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark: prints a table"]
+async fn benchmark() {
+    let mut rows = Vec::new();
+    for (label, extra) in [
+        ("LISTEN/NOTIFY + 1 s polling", vec![]),
+        ("polling only, every 1 s", vec!["--event-notify", "false"]),
+        (
+            "polling only, every 100 ms",
+            vec!["--event-notify", "false", "--event-poll-ms", "100"],
+        ),
+    ] {
+        let cluster = Cluster::start_with(3, &extra).await;
+        let lr = std::fs::read(fixture("breast_cancer_lr.onnx")).unwrap();
+        cluster.server(0).push_bytes("bc", "", lr.clone()).await;
+        cluster.server(0).push_bytes("bc", "", lr).await;
+        wait_served(&cluster, "bc", 1, Duration::from_secs(30)).await;
+        let (p50, p99) = convergence(&cluster, 20).await;
+        rows.push(format!(
+            "| convergence, {label} | p50 {:.0} ms | p99 {:.0} ms |",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        ));
+    }
+
+    let mut cluster = Cluster::start(3).await;
+    let lr = std::fs::read(fixture("breast_cancer_lr.onnx")).unwrap();
+    cluster.server(0).push_bytes("bc", "", lr.clone()).await;
+    cluster.server(0).push_bytes("bc", "", lr).await;
+    wait_served(&cluster, "bc", 1, Duration::from_secs(30)).await;
+    // One replica on PostgreSQL against one on SQLite, same model, same load.
+    let sqlite = TestServer::start_with(&["--workers-per-model", "1"]).await;
+    sqlite.push("bc", "breast_cancer_lr.onnx").await;
+    for _ in 0..2 {
+        let on_postgres = throughput(cluster.server(1), 4, Duration::from_secs(5)).await;
+        let on_sqlite = throughput(&sqlite, 4, Duration::from_secs(5)).await;
+        rows.push(format!("| v2 JSON, 1 replica, 4 clients | PostgreSQL {on_postgres:.0}/s | SQLite {on_sqlite:.0}/s ({:.3}×) |", on_postgres / on_sqlite));
+    }
+    drop(sqlite);
+
+    // A replica down while 1,000 events are written, then restarted.
+    cluster.stop(2);
+    let writes = Instant::now();
+    for i in 0..1000u32 {
+        let (status, body) = cluster
+            .server(0)
+            .put_json(
+                "/api/v1/models/bc/aliases/staging",
+                &json!({ "version": 1 + i % 2 }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let written = writes.elapsed();
+    let (_, moved) = promote_via(cluster.server(0), "bc", 2).await;
+    assert!(moved["version"].is_number());
+    let restarted = Instant::now();
+    cluster.restart(2).await;
+    let ready = restarted.elapsed();
+    assert_eq!(served_version(cluster.server(2), "bc").await, Some(2));
+    rows.push(format!("| restart with 1,000 pending events (written in {:.1} s) | ready and serving current aliases after {:.2} s | |", written.as_secs_f64(), ready.as_secs_f64()));
+
+    println!("| measurement | result | |\n|---|---|---|");
+    for row in rows {
+        println!("{row}");
     }
 }
