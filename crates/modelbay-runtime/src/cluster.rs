@@ -87,6 +87,12 @@ impl Runtime {
 
     /// Reports this replica to the registry.
     pub async fn heartbeat(&self, me: &ReplicaIdentity, ready: bool) -> Result<()> {
+        if let Some(f) = self.manager.metrics().families() {
+            f.replica_info.reset();
+            f.replica_info
+                .with_label_values(&[me.id.as_str(), env!("CARGO_PKG_VERSION")])
+                .set(1);
+        }
         let report = ReplicaRecord {
             id: me.id.clone(),
             address: me.address.clone(),

@@ -100,6 +100,10 @@ pub(crate) struct Families {
     open_connections: IntGauge,
     limited: IntCounterVec,
     auth_failures: IntCounterVec,
+    /// The last registry event this replica applied (scrape).
+    pub(crate) last_applied_event: IntGauge,
+    /// 1, labelled with this replica's id and binary version (set by its heartbeats).
+    pub(crate) replica_info: IntGaugeVec,
     /// Scrapes refresh the gauges that are read off the loaded models; one at a time.
     pub(crate) scrape: parking_lot::Mutex<()>,
 }
@@ -264,6 +268,18 @@ impl Metrics {
                 "Requests refused with 401, by reason (missing, malformed, unknown, revoked, \
                  expired).",
                 &["reason"],
+            ),
+            last_applied_event: IntGauge::new(
+                "modelbay_registry_last_applied_event",
+                "Sequence number of the last registry event this replica applied; replicas that \
+                 are current show the same value.",
+            )
+            .expect("metric definitions are valid"),
+            replica_info: gauge(
+                "modelbay_replica_info",
+                "1 for this replica, labelled with its id in the cluster view and its binary \
+                 version.",
+                &["replica", "binary_version"],
             ),
             scrape: parking_lot::Mutex::new(()),
         };
@@ -466,6 +482,8 @@ impl Families {
             Box::new(self.open_connections.clone()),
             Box::new(self.limited.clone()),
             Box::new(self.auth_failures.clone()),
+            Box::new(self.last_applied_event.clone()),
+            Box::new(self.replica_info.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
                 "modelbay",

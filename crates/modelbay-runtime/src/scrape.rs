@@ -28,6 +28,7 @@ impl Runtime {
             gauge.reset();
         }
         f.kv_cache_usage.reset();
+        f.last_applied_event.set(self.last_applied_event());
         f.drift_psi.reset();
         let mut kinds = [("tensor", 0), ("language", 0), ("embedding", 0)];
         for loaded in self.manager.loaded_models() {

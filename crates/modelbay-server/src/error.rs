@@ -108,7 +108,10 @@ impl ApiError {
 
 /// Whether the client should retry after a pause (sent with `Retry-After`).
 fn retry_later(code: ErrorCode) -> bool {
-    matches!(code, ErrorCode::Overloaded | ErrorCode::RateLimited)
+    matches!(
+        code,
+        ErrorCode::Overloaded | ErrorCode::RateLimited | ErrorCode::Unavailable
+    )
 }
 
 /// Directories whose paths never reach a client (the data directory): set once at startup.

@@ -73,7 +73,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub runtime: Runtime,
     pub limits: Limits,
-    /// Set once startup loading is done; `/v2/health/ready` answers 503 until then.
+    /// Set once startup loading is done, cleared again on SIGTERM; `/v2/health/ready` answers
+    /// 503 while it is false.
     pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Write inference request bodies to the log (`None`, the default: payloads can hold
     /// personal data).

@@ -339,6 +339,26 @@ async fn promote_via(server: &TestServer, model: &str, version: u32) -> (u16, Va
         .await
 }
 
+/// The status and `Retry-After` of a promote.
+async fn promote_retry_after(
+    server: &TestServer,
+    model: &str,
+    version: u32,
+) -> (u16, Option<String>) {
+    let response = server
+        .http
+        .put(server.url(&format!("/api/v1/models/{model}/aliases/production")))
+        .json(&json!({ "version": version }))
+        .send()
+        .await
+        .unwrap();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), retry)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_converge_and_survive_restarts_outages_and_kills() {
     let mut cluster = Cluster::start(3).await;
@@ -404,6 +424,10 @@ async fn three_replicas_converge_and_survive_restarts_outages_and_kills() {
         write.elapsed() < Duration::from_secs(8),
         "the write took {:?}",
         write.elapsed()
+    );
+    assert_eq!(
+        promote_retry_after(cluster.server(0), "bc", 2).await,
+        (503, Some("1".to_owned()))
     );
     for r in &cluster.replicas {
         let (status, _) = r.server.as_ref().unwrap().get("/v2/health/ready").await;

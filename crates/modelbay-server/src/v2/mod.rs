@@ -100,7 +100,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     } else {
         Err(ApiError::new(
             ErrorCode::Unavailable,
-            "starting: loading referenced model versions",
+            "not ready: starting (loading referenced model versions) or shutting down",
         ))
     }
 }
