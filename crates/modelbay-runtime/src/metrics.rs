@@ -270,7 +270,7 @@ impl Metrics {
                 &["reason"],
             ),
             last_applied_event: IntGauge::new(
-                "modelbay_registry_last_applied_event",
+                "modelbay_registry_applied_event_sequence",
                 "Sequence number of the last registry event this replica applied; replicas that \
                  are current show the same value.",
             )
@@ -639,7 +639,10 @@ mod tests {
                     || name.ends_with("_loaded")
                     || name.ends_with("_sequences")
                     || name.ends_with("_connections")
-                    || name.ends_with("_size"),
+                    || name.ends_with("_size")
+                    // A position in the event log, and Prometheus's info-metric convention.
+                    || name.ends_with("_sequence")
+                    || name.ends_with("_info"),
                 "{name} has no unit"
             );
         }

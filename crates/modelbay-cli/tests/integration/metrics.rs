@@ -127,7 +127,7 @@ async fn tensor_traffic_moves_counters_and_histograms_by_exactly_what_was_sent()
     );
     assert_eq!(after.sum("modelbay_model_load_failures_total", &[]), 0.0);
     assert!(after.sum("modelbay_http_open_connections", &[]) >= 1.0);
-    assert!(after.sum("modelbay_registry_last_applied_event", &[]) >= 1.0);
+    assert!(after.sum("modelbay_registry_applied_event_sequence", &[]) >= 1.0);
     assert!(after.sum("modelbay_process_resident_memory_bytes", &[]) > 0.0);
     assert!(after.has("modelbay_process_cpu_seconds_total"));
 
