@@ -7,6 +7,7 @@ mod caller;
 mod datatype;
 mod error;
 mod format;
+pub mod generation;
 mod infer;
 mod name;
 mod routing;

@@ -3,10 +3,8 @@
 //! which the fuzzer reports), and returns whether the input was accepted. Not part of the API.
 
 use bytes::Bytes;
-use modelbay_engines::{
-    chat_template::{ChatTemplate, PromptPiece},
-    generation::ChatMessage,
-};
+use modelbay_core::generation::ChatMessage;
+use modelbay_engines::chat_template::{ChatTemplate, PromptPiece};
 use modelbay_runtime::Prompt;
 use prost::Message;
 

@@ -1,7 +1,7 @@
 //! OpenAI request bodies and their validation into a protocol-neutral generation request.
 //! Parameters modelbay cannot honour are refused with a 400 naming them, never ignored.
 
-use modelbay_engines::generation::{ChatMessage, SamplingParams};
+use modelbay_core::generation::{ChatMessage, SamplingParams};
 use modelbay_runtime::{GenerationRequest, Prompt};
 use serde::Deserialize;
 use serde_json::Value;

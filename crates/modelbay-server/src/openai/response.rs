@@ -5,7 +5,7 @@ use std::{collections::VecDeque, convert::Infallible};
 
 use axum::response::sse::Event;
 use futures::Stream;
-use modelbay_engines::generation::GenerationEvent;
+use modelbay_core::generation::GenerationEvent;
 use modelbay_runtime::Generation;
 use serde_json::{json, Value};
 
