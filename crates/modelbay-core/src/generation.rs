@@ -13,28 +13,63 @@ pub struct ChatMessage {
     pub content: String,
 }
 
-/// How the next token is chosen.
+/// How the next token is chosen, as llama.cpp's sampler chain applies it: logit biases, then
+/// penalties, then top-k, typical, top-p and min-p filtering, then temperature and a seeded draw
+/// (greedy at temperature 0). A field at its neutral value leaves its step out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
     /// 0 picks the most likely token every time (deterministic).
     pub temperature: f32,
+    /// Only the `top_k` most likely tokens; 0: no limit.
+    pub top_k: i32,
+    /// Locally typical sampling; 1: off.
+    pub typical_p: f32,
     /// Nucleus sampling: only the most likely tokens whose probabilities add up to `top_p`.
     pub top_p: f32,
+    /// Only tokens at least `min_p` times as likely as the most likely one; 0: off.
+    pub min_p: f32,
     pub seed: u32,
-    /// Subtracted once from the logit of every token already generated.
+    /// Divides the logit of every token among the last `repeat_last_n` (1: off).
+    pub repeat_penalty: f32,
+    /// Subtracted once from the logit of every token among the last `repeat_last_n`.
     pub presence_penalty: f32,
-    /// Subtracted from a token's logit for each time it was generated.
+    /// Subtracted from a token's logit for each time it is among the last `repeat_last_n`.
     pub frequency_penalty: f32,
+    /// How many of the latest tokens the penalties look at; -1: the whole sequence.
+    pub repeat_last_n: i32,
+    /// Added to a token's logit before anything else; `f32::NEG_INFINITY` bans the token.
+    pub logit_bias: Vec<(TokenId, f32)>,
 }
 
 impl Default for SamplingParams {
+    /// Greedy, with every other step off.
     fn default() -> Self {
         Self {
             temperature: 0.0,
+            top_k: 0,
+            typical_p: 1.0,
             top_p: 1.0,
+            min_p: 0.0,
             seed: 0,
+            repeat_penalty: 1.0,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
+            repeat_last_n: 64,
+            logit_bias: Vec::new(),
+        }
+    }
+}
+
+impl SamplingParams {
+    /// What llama.cpp's own server samples with when a request sets nothing: temperature 0.8,
+    /// top-k 40, top-p 0.95, min-p 0.05, a penalty window of 64 tokens.
+    pub fn llama_server_defaults() -> Self {
+        Self {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            ..Self::default()
         }
     }
 }

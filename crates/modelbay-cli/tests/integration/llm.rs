@@ -577,6 +577,54 @@ async fn bad_requests_get_openai_errors_never_a_5xx() {
             "vocabulary",
         ),
         (
+            "negative top_k",
+            json!({"model": "chat", "prompt": "hi", "top_k": -1}),
+            400,
+            "'top_k'",
+        ),
+        (
+            "min_p above 1",
+            json!({"model": "chat", "prompt": "hi", "min_p": 2}),
+            400,
+            "'min_p'",
+        ),
+        (
+            "typical_p zero",
+            json!({"model": "chat", "prompt": "hi", "typical_p": 0}),
+            400,
+            "'typical_p'",
+        ),
+        (
+            "repeat_penalty zero",
+            json!({"model": "chat", "prompt": "hi", "repeat_penalty": 0}),
+            400,
+            "'repetition_penalty'",
+        ),
+        (
+            "repeat_last_n below -1",
+            json!({"model": "chat", "prompt": "hi", "repeat_last_n": -2}),
+            400,
+            "'repeat_last_n'",
+        ),
+        (
+            "logit_bias key not a token id",
+            json!({"model": "chat", "prompt": "hi", "logit_bias": {"hello": 1}}),
+            400,
+            "'logit_bias' keys",
+        ),
+        (
+            "logit_bias beyond 100",
+            json!({"model": "chat", "prompt": "hi", "logit_bias": {"5": 500}}),
+            400,
+            "'logit_bias' values",
+        ),
+        (
+            "logit_bias token out of vocabulary",
+            json!({"model": "chat", "prompt": "hi", "logit_bias": {"99999999": 1}}),
+            400,
+            "vocabulary",
+        ),
+        (
             "too many stops",
             json!({"model": "chat", "prompt": "hi", "stop": vec!["x"; 17]}),
             400,
@@ -861,4 +909,74 @@ async fn one_key_cannot_fill_the_queue_or_outrun_its_token_budget() {
         .await
         .unwrap();
     refused_for(response, "tokens per minute").await;
+}
+
+/// Generated text and the number of completion tokens.
+async fn complete(server: &TestServer, extra: Value) -> (String, u64) {
+    let mut body = json!({"model": "chat", "prompt": "The capital of France is", "max_tokens": 6});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, answer) = post(server, "/v1/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    (
+        answer["choices"][0]["text"].as_str().unwrap().to_owned(),
+        answer["usage"]["completion_tokens"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn sampling_follows_llama_cpp_defaults_and_extensions() {
+    let server = llm_server(&[]).await;
+    // Fields a request leaves out sample as llama.cpp's server does.
+    let omitted = complete(&server, json!({"seed": 7})).await;
+    let explicit = complete(
+        &server,
+        json!({"seed": 7, "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_last_n": 64}),
+    )
+    .await;
+    assert_eq!(omitted, explicit);
+    // top_k 1 leaves only the most likely token, whatever the temperature.
+    let greedy = complete(&server, json!({"temperature": 0})).await;
+    for seed in [1, 2, 3] {
+        let hot = complete(&server, json!({"temperature": 2, "top_k": 1, "seed": seed})).await;
+        assert_eq!(hot, greedy, "seed {seed}");
+    }
+    // min_p 1 keeps only tokens as likely as the best: greedy too.
+    let strict = complete(
+        &server,
+        json!({"temperature": 2, "top_k": 0, "top_p": 1, "min_p": 1, "seed": 5}),
+    )
+    .await;
+    assert_eq!(strict, greedy);
+    // A +100 bias forces a token; -100 bans it, and the next-boosted token wins instead.
+    let repeated = |text: &str, times: usize| {
+        text.len() % times == 0 && text == text[..text.len() / times].repeat(times)
+    };
+    let force = |biases: Value| {
+        let server = &server;
+        async move {
+            complete(
+                server,
+                json!({"temperature": 0, "max_tokens": 3, "logit_bias": biases}),
+            )
+            .await
+        }
+    };
+    let forced_300 = force(json!({"300": 100})).await;
+    let forced_301 = force(json!({"301": 100})).await;
+    assert_eq!(forced_300.1, 3);
+    assert!(repeated(&forced_300.0, 3), "{forced_300:?}");
+    assert!(repeated(&forced_301.0, 3), "{forced_301:?}");
+    assert_ne!(forced_300.0, forced_301.0);
+    // With 300 banned and 301 boosted, 301 wins, as when it alone is boosted.
+    let banned = force(json!({"300": -100, "301": 100})).await;
+    assert_eq!(banned, forced_301);
+    // An unknown field is ignored rather than refused.
+    let newer = complete(
+        &server,
+        json!({"temperature": 0, "a_field_from_the_future": {"x": 1}}),
+    )
+    .await;
+    assert_eq!(newer, greedy);
 }

@@ -191,6 +191,17 @@ impl LanguageModel for LlamaLanguageModel {
             if job.prompt.is_empty() {
                 return Err(Error::InvalidRequest("the prompt is empty".into()));
             }
+            if let Some((bad, _)) = job
+                .sampling
+                .logit_bias
+                .iter()
+                .find(|&&(t, _)| t < 0 || t >= vocabulary)
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "'logit_bias' names token {bad}, which is not in the model's vocabulary \
+                     (0..{vocabulary})"
+                )));
+            }
             if let Some(bad) = job.prompt.iter().find(|&&t| t < 0 || t >= vocabulary) {
                 return Err(Error::InvalidRequest(format!(
                     "token {bad} is not in the model's vocabulary (0..{vocabulary})"

@@ -1,5 +1,9 @@
 //! OpenAI request bodies and their validation into a protocol-neutral generation request.
-//! Parameters modelbay cannot honour are refused with a 400 naming them, never ignored.
+//! OpenAI parameters modelbay cannot honour are refused with a 400 naming them, never ignored;
+//! fields it does not know at all are ignored (as llama.cpp's server and vLLM do), so a newer
+//! client does not break. The common sampling extensions (`top_k`, `min_p`, `typical_p`,
+//! `repetition_penalty`/`repeat_penalty`, `repeat_last_n`) and `logit_bias` are honoured; what
+//! a request leaves out samples as llama.cpp's server does.
 
 use modelbay_core::generation::{ChatMessage, SamplingParams};
 use modelbay_runtime::{GenerationRequest, Prompt};
@@ -97,6 +101,72 @@ pub struct Options {
     pub functions: Option<Value>,
     pub response_format: Option<Value>,
     pub logit_bias: Option<Value>,
+    pub top_k: Option<i64>,
+    pub min_p: Option<f64>,
+    pub typical_p: Option<f64>,
+    #[serde(alias = "repeat_penalty")]
+    pub repetition_penalty: Option<f64>,
+    pub repeat_last_n: Option<i64>,
+}
+
+/// The most a logit bias may move a logit (OpenAI's range); -100 bans the token.
+const MAX_BIAS: f64 = 100.0;
+/// Most entries in `logit_bias`.
+const MAX_BIASES: usize = 1024;
+/// Largest `top_k`, and the longest penalty window a request may ask for.
+const MAX_TOP_K: i64 = 1 << 20;
+
+/// OpenAI's `{"token id": bias}` map, validated.
+fn logit_bias(given: Option<Value>) -> Result<Vec<(i32, f32)>, ApiError> {
+    let Some(given) = given.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Value::Object(map) = given else {
+        return Err(ApiError::invalid(
+            "'logit_bias' must be an object from token ids to biases",
+        ));
+    };
+    if map.len() > MAX_BIASES {
+        return Err(ApiError::invalid(format!(
+            "'logit_bias' has {} entries; at most {MAX_BIASES} are allowed",
+            map.len()
+        )));
+    }
+    map.iter()
+        .map(|(token, bias)| {
+            let id: i32 = token.parse().map_err(|_| {
+                ApiError::invalid("'logit_bias' keys must be token ids (integers as strings)")
+            })?;
+            match bias.as_f64() {
+                Some(b) if (-MAX_BIAS..=MAX_BIAS).contains(&b) => {
+                    // -100 bans the token outright, as OpenAI documents it.
+                    let bias = if b <= -MAX_BIAS {
+                        f32::NEG_INFINITY
+                    } else {
+                        b as f32
+                    };
+                    Ok((id, bias))
+                }
+                _ => Err(ApiError::invalid(format!(
+                    "'logit_bias' values must be numbers between -{MAX_BIAS} and {MAX_BIAS}"
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn integer_in(
+    name: &str,
+    value: Option<i64>,
+    low: i64,
+    high: i64,
+) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(v) if !(low..=high).contains(&v) => Err(ApiError::invalid(format!(
+            "'{name}' must be between {low} and {high}, got {v}"
+        ))),
+        other => Ok(other),
+    }
 }
 
 /// Whether and how to stream.
@@ -131,12 +201,6 @@ impl Options {
             ("tools", set(&self.tools)),
             ("tool_choice", set(&self.tool_choice)),
             ("functions", set(&self.functions)),
-            (
-                "logit_bias",
-                self.logit_bias
-                    .as_ref()
-                    .is_some_and(|b| b.as_object().is_some_and(|o| !o.is_empty())),
-            ),
         ] {
             if given {
                 return Err(ApiError::invalid(format!(
@@ -161,8 +225,45 @@ impl Options {
                 )))
             }
         };
-        let temperature = in_range("temperature", self.temperature, 0.0, 2.0, 1.0)?;
-        let top_p = in_range("top_p", self.top_p, 0.0, 1.0, 1.0)?;
+        let defaults = SamplingParams::llama_server_defaults();
+        let temperature = in_range(
+            "temperature",
+            self.temperature,
+            0.0,
+            2.0,
+            defaults.temperature.into(),
+        )?;
+        let top_p = in_range("top_p", self.top_p, 0.0, 1.0, defaults.top_p.into())?;
+        let min_p = in_range("min_p", self.min_p, 0.0, 1.0, defaults.min_p.into())?;
+        let typical_p = in_range(
+            "typical_p",
+            self.typical_p,
+            0.0,
+            1.0,
+            defaults.typical_p.into(),
+        )?;
+        if typical_p == 0.0 {
+            return Err(ApiError::invalid(
+                "'typical_p' must be above 0 (1 turns it off)",
+            ));
+        }
+        let repeat_penalty = in_range(
+            "repetition_penalty",
+            self.repetition_penalty,
+            0.0,
+            10.0,
+            defaults.repeat_penalty.into(),
+        )?;
+        if repeat_penalty == 0.0 {
+            return Err(ApiError::invalid(
+                "'repetition_penalty' must be above 0 (1 turns it off)",
+            ));
+        }
+        let top_k =
+            integer_in("top_k", self.top_k, 0, MAX_TOP_K)?.map_or(defaults.top_k, |k| k as i32);
+        let repeat_last_n = integer_in("repeat_last_n", self.repeat_last_n, -1, MAX_TOP_K)?
+            .map_or(defaults.repeat_last_n, |n| n as i32);
+        let logit_bias = logit_bias(self.logit_bias)?;
         let presence_penalty = in_range("presence_penalty", self.presence_penalty, -2.0, 2.0, 0.0)?;
         let frequency_penalty =
             in_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0, 0.0)?;
@@ -194,10 +295,16 @@ impl Options {
             max_tokens,
             sampling: SamplingParams {
                 temperature: temperature as f32,
+                top_k,
+                typical_p: typical_p as f32,
                 top_p: top_p as f32,
+                min_p: min_p as f32,
                 seed: 0,
+                repeat_penalty: repeat_penalty as f32,
                 presence_penalty: presence_penalty as f32,
                 frequency_penalty: frequency_penalty as f32,
+                repeat_last_n,
+                logit_bias,
             },
             // OpenAI seeds are 64-bit; llama.cpp's are 32: keep the low bits.
             seed: self.seed.map(|s| s as u32),
