@@ -951,7 +951,7 @@ async fn sampling_follows_llama_cpp_defaults_and_extensions() {
     assert_eq!(strict, greedy);
     // A +100 bias forces a token; -100 bans it, and the next-boosted token wins instead.
     let repeated = |text: &str, times: usize| {
-        text.len() % times == 0 && text == text[..text.len() / times].repeat(times)
+        text.len().is_multiple_of(times) && text == text[..text.len() / times].repeat(times)
     };
     let force = |biases: Value| {
         let server = &server;
