@@ -256,6 +256,11 @@ http {{
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
   client_max_body_size 512m;
+  # nginx closes a client connection after 1,000 requests by default (GOAWAY); a request the
+  # client sent as that happens is cancelled on the client's side. The load runs longer than
+  # that on one connection, and a real deployment would raise it too.
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
   upstream http_replicas {{
 {http}    keepalive 64;
   }}
