@@ -127,6 +127,17 @@ async fn push(registry: &Registry, model: &ModelName, content: &[u8]) -> u32 {
         .version
 }
 
+/// The kinds of the first events, of one model or all.
+async fn event_kinds(registry: &Registry, model: Option<&str>) -> Vec<EventKind> {
+    registry
+        .events(model, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 /// Runs a test body against each backend.
 macro_rules! both_backends {
     ($($test:ident),* $(,)?) => {
@@ -170,13 +181,7 @@ async fn first_version_is_production_and_later_ones_are_not(mut fx: Fixture) {
     assert_eq!(versions[1].digest, modelbay_registry::Digest::of(b"two"));
     let bytes = registry.read_artifact(&versions[1]).await.unwrap();
     assert_eq!(&bytes[..], b"two");
-    let kinds: Vec<EventKind> = registry
-        .events(Some("risk"), 0, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&registry, Some("risk")).await;
     assert_eq!(
         kinds,
         [EventKind::Push, EventKind::AliasSet, EventKind::Push]
@@ -454,13 +459,7 @@ async fn keys_settings_and_reference_data_round_trip(mut fx: Fixture) {
         .await
         .unwrap();
     assert_eq!(other.reference(&model, 1).await.unwrap(), Some(stats));
-    let kinds: Vec<EventKind> = other
-        .events(None, 0, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&other, None).await;
     assert_eq!(
         kinds,
         [

@@ -51,17 +51,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot read the registry's event log")?;
     let auth = secure(&settings, &runtime).await?;
     let ready = Arc::new(AtomicBool::new(false));
-    // Changes other replicas commit (a shared registry), or that reached the log without this
-    // process applying them, take effect here.
-    let hints = settings
-        .event_notify
-        .then(|| registry.event_hints())
-        .flatten();
-    tokio::spawn({
+    // A shared registry: changes other replicas commit take effect here too. (The embedded one
+    // has no other writer; each local commit applies itself.)
+    if registry.backend() == modelbay_registry::Backend::Postgres {
+        let hints = settings
+            .event_notify
+            .then(|| registry.event_hints())
+            .flatten();
         let runtime = runtime.clone();
         let poll = settings.event_poll;
-        async move { runtime.follow(hints, poll).await }
-    });
+        tokio::spawn(async move { runtime.follow(hints, poll).await });
+    }
     // Versions that aliases and policies reference load in the background; readiness waits.
     tokio::spawn({
         let (runtime, ready) = (runtime.clone(), ready.clone());

@@ -6,6 +6,7 @@
 #[path = "../integration/common.rs"]
 mod common;
 
+#[path = "../integration/clients.rs"]
 mod clients;
 mod scenarios;
 mod services;

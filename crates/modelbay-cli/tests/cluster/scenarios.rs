@@ -330,13 +330,19 @@ impl Load {
     }
 }
 
-async fn promote_via(server: &TestServer, model: &str, version: u32) -> (u16, Value) {
+/// Points `production` at `version` through `server`.
+async fn promote(server: &TestServer, model: &str, version: u32) -> reqwest::Response {
     server
-        .put_json(
-            &format!("/api/v1/models/{model}/aliases/production"),
-            &json!({ "version": version }),
-        )
+        .http
+        .put(server.url(&format!("/api/v1/models/{model}/aliases/production")))
+        .json(&json!({ "version": version }))
+        .send()
         .await
+        .unwrap()
+}
+
+async fn promote_via(server: &TestServer, model: &str, version: u32) -> (u16, Value) {
+    status_and_json(promote(server, model, version).await).await
 }
 
 /// The status and `Retry-After` of a promote.
@@ -345,13 +351,7 @@ async fn promote_retry_after(
     model: &str,
     version: u32,
 ) -> (u16, Option<String>) {
-    let response = server
-        .http
-        .put(server.url(&format!("/api/v1/models/{model}/aliases/production")))
-        .json(&json!({ "version": version }))
-        .send()
-        .await
-        .unwrap();
+    let response = promote(server, model, version).await;
     let retry = response
         .headers()
         .get("retry-after")
@@ -372,17 +372,7 @@ async fn three_replicas_converge_and_survive_restarts_outages_and_kills() {
     wait_served(&cluster, "bc", 1, Duration::from_secs(30)).await;
 
     // 1. Convergence: a promote through replica 0, served by all three.
-    let mut times = Vec::new();
-    for i in 0..20u32 {
-        let version = if i % 2 == 0 { 2 } else { 1 };
-        let started = Instant::now();
-        let (status, body) = promote_via(cluster.server(0), "bc", version).await;
-        assert_eq!(status, 200, "{body}");
-        wait_served(&cluster, "bc", version, Duration::from_secs(10)).await;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    let (p50, p99) = convergence(&cluster, 20).await;
     println!("promote → all 3 replicas serving: p50 {p50:?}, p99 {p99:?} over 20 promotions");
     assert!(p99 < Duration::from_secs(1), "p99 convergence {p99:?}");
 

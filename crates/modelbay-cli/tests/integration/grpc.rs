@@ -14,34 +14,11 @@ use serde_json::{json, Value};
 use tonic::{transport::Channel, Code};
 
 use crate::{
+    clients::{typed_request, BearerKey},
     common::{expected, TestServer},
     prom::scrape,
     tensors::{assert_outputs_match, decode, encode},
 };
-
-/// Adds a bearer key to every request, as gRPC clients send it: `authorization` metadata.
-#[derive(Clone)]
-pub struct BearerKey(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl BearerKey {
-    pub fn new(key: &str) -> Self {
-        Self((!key.is_empty()).then(|| format!("Bearer {key}").parse().unwrap()))
-    }
-}
-
-impl tonic::service::Interceptor for BearerKey {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 pub type Client =
     GrpcInferenceServiceClient<tonic::service::interceptor::InterceptedService<Channel, BearerKey>>;
@@ -89,32 +66,6 @@ fn shape(tensor: &Value) -> Vec<i64> {
         .iter()
         .map(|d| d.as_i64().unwrap())
         .collect()
-}
-
-/// The breast-cancer inputs as a typed (`contents`) request.
-pub(crate) fn typed_request(model: &str) -> ModelInferRequest {
-    let case = expected("breast_cancer_lr");
-    let input = &case["inputs"][0];
-    ModelInferRequest {
-        model_name: model.into(),
-        id: "typed-1".into(),
-        inputs: vec![InferInputTensor {
-            name: "input".into(),
-            datatype: "FP32".into(),
-            shape: shape(input),
-            contents: Some(InferTensorContents {
-                fp32_contents: input["data"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap() as f32)
-                    .collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
 }
 
 /// A response's outputs as v2 JSON values, from raw or typed contents.

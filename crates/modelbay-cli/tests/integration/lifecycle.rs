@@ -12,8 +12,8 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::{
+    clients::smollm2,
     common::{expected, modelbay, onnxruntime_library, TestServer},
-    llm::smollm2,
 };
 
 fn free_port() -> u16 {

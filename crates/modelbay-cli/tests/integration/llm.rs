@@ -5,19 +5,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{client_with_key, repo_root, TestServer};
-
-pub(crate) fn smollm2() -> Vec<u8> {
-    let path = std::env::var("MODELBAY_SMOLLM2")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "SmolLM2 is missing at {} ({e}): run scripts/fetch-models.sh",
-            path.display()
-        )
-    })
-}
+use crate::{
+    clients::smollm2,
+    common::{client_with_key, TestServer},
+};
 
 /// A server (one decode thread, so parallel tests share the cores) with SmolLM2 as `chat`.
 async fn llm_server(extra: &[&str]) -> TestServer {

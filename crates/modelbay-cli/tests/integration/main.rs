@@ -3,6 +3,7 @@
 mod bad_input;
 mod batching;
 mod cli;
+mod clients;
 mod common;
 mod crash;
 mod drift;

@@ -172,7 +172,7 @@ async fn https_and_grpc_over_tls_serve_real_clients_and_reload_certificates() {
         .unwrap();
     let mut client = modelbay_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient::with_interceptor(
         channel,
-        crate::grpc::BearerKey::new(&server.admin_key),
+        crate::clients::BearerKey::new(&server.admin_key),
     );
     let ready = client
         .model_ready(modelbay_server::grpc::proto::ModelReadyRequest {

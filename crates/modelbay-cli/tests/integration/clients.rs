@@ -1,4 +1,5 @@
-//! What the cluster tests send: a typed gRPC inference with a bearer key, and the chat model.
+//! Clients both test binaries use: a gRPC bearer-key interceptor, a typed gRPC inference, and
+//! the chat model's bytes.
 
 use modelbay_server::grpc::proto::{
     model_infer_request::InferInputTensor, InferTensorContents, ModelInferRequest,
@@ -6,13 +7,13 @@ use modelbay_server::grpc::proto::{
 
 use crate::common::{expected, repo_root};
 
-/// Adds a bearer key to every gRPC request, as `authorization` metadata.
+/// Adds a bearer key to every request, as gRPC clients send it: `authorization` metadata.
 #[derive(Clone)]
-pub struct BearerKey(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+pub struct BearerKey(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
 impl BearerKey {
     pub fn new(key: &str) -> Self {
-        Self(format!("Bearer {key}").parse().unwrap())
+        Self((!key.is_empty()).then(|| format!("Bearer {key}").parse().unwrap()))
     }
 }
 
@@ -21,9 +22,11 @@ impl tonic::service::Interceptor for BearerKey {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
         Ok(request)
     }
 }
@@ -33,6 +36,7 @@ pub fn typed_request(model: &str) -> ModelInferRequest {
     let input = &expected("breast_cancer_lr")["inputs"][0];
     ModelInferRequest {
         model_name: model.into(),
+        id: "typed-1".into(),
         inputs: vec![InferInputTensor {
             name: "input".into(),
             datatype: "FP32".into(),
@@ -57,10 +61,15 @@ pub fn typed_request(model: &str) -> ModelInferRequest {
     }
 }
 
-/// SmolLM2's GGUF bytes (scripts/fetch-models.sh fetches it).
+/// SmolLM2-135M-Instruct's GGUF bytes (scripts/fetch-models.sh fetches it).
 pub fn smollm2() -> Vec<u8> {
     let path = std::env::var("MODELBAY_SMOLLM2")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("SmolLM2 at {}: {e}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "SmolLM2 is missing at {} ({e}): run scripts/fetch-models.sh",
+            path.display()
+        )
+    })
 }
