@@ -349,7 +349,10 @@ fn spawn_heartbeats(runtime: &Runtime, me: ReplicaIdentity, ready: Arc<AtomicBoo
         {
             tracing::debug!(error = %e, "could not forget old replicas");
         }
-        let mut ticks = tokio::time::interval(HEARTBEAT);
+        // The first report waits one period: startup (loading, a first push) has the
+        // registry's write lock to itself.
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             ticks.tick().await;
             if let Err(e) = runtime.heartbeat(&me, ready.load(Ordering::Acquire)).await {
