@@ -20,8 +20,15 @@ use crate::common::{fixture, TestServer};
 const ROUNDS: usize = 50;
 const ALIASES: [&str; 2] = ["production", "canary"];
 
+/// Versions the server has acknowledged with 201 and the highest number among them.
+#[derive(Default)]
+struct Acknowledged {
+    pushes: AtomicU32,
+    newest: AtomicU32,
+}
+
 /// Pushes, promotes and rolls back as fast as it can until the server dies under it.
-async fn churn(url: String, key: String, files: Arc<Vec<Vec<u8>>>, newest: Arc<AtomicU32>) {
+async fn churn(url: String, key: String, files: Arc<Vec<Vec<u8>>>, acked: Arc<Acknowledged>) {
     let http = crate::common::client_with_key(&key);
     loop {
         let step = fastrand::u8(..4);
@@ -36,7 +43,8 @@ async fn churn(url: String, key: String, files: Arc<Vec<Vec<u8>>>, newest: Arc<A
                 Ok(r) if r.status() == 201 => {
                     let record: Value = r.json().await.unwrap_or_default();
                     if let Some(v) = record["version"].as_u64() {
-                        newest.fetch_max(v as u32, Ordering::Relaxed);
+                        acked.newest.fetch_max(v as u32, Ordering::SeqCst);
+                        acked.pushes.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(())
                 }
@@ -44,7 +52,7 @@ async fn churn(url: String, key: String, files: Arc<Vec<Vec<u8>>>, newest: Arc<A
             }
         } else {
             let alias = ALIASES[fastrand::usize(..2)];
-            let newest = newest.load(Ordering::Relaxed);
+            let newest = acked.newest.load(Ordering::SeqCst);
             if newest == 0 {
                 continue;
             }
@@ -154,7 +162,7 @@ async fn the_registry_is_consistent_after_repeated_sigkills() {
         .map(|f| std::fs::read(fixture(f)).unwrap())
         .collect(),
     );
-    let newest = Arc::new(AtomicU32::new(0));
+    let acked = Arc::new(Acknowledged::default());
     for _ in 0..ROUNDS {
         let mut server = TestServer::start_in(dir.path(), &["--workers-per-model", "1"]).await;
         check_consistency(&server).await;
@@ -164,11 +172,22 @@ async fn the_registry_is_consistent_after_repeated_sigkills() {
                     server.url.clone(),
                     server.admin_key.clone(),
                     files.clone(),
-                    newest.clone(),
+                    acked.clone(),
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(10..150))).await;
+        // Each round kills only after one push of its own is acknowledged, so progress does not
+        // depend on how fast a loaded machine lets the writers run.
+        let before = acked.pushes.load(Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while acked.pushes.load(Ordering::SeqCst) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no push acknowledged within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..150))).await;
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &server.pid().to_string()])
             .status();
@@ -180,8 +199,9 @@ async fn the_registry_is_consistent_after_repeated_sigkills() {
     }
     let server = TestServer::start_in(dir.path(), &[]).await;
     let versions = check_consistency(&server).await;
+    let acknowledged = acked.pushes.load(Ordering::SeqCst) as usize;
     assert!(
-        versions > ROUNDS / 2,
-        "the churn made progress ({versions} versions)"
+        versions >= acknowledged && acknowledged >= ROUNDS,
+        "every acknowledged push survived ({versions} versions, {acknowledged} acknowledged)"
     );
 }
