@@ -29,6 +29,8 @@ fn run(model: &dyn LanguageModel, streams: u32) -> (u32, f64) {
             max_tokens: Some(TOKENS),
             sampling: SamplingParams::default(),
             stop: Vec::new(),
+            constraint: None,
+            logprobs: None,
             choice: i,
             events: events.clone(),
         })

@@ -8,6 +8,7 @@ use std::{
     path::Path,
 };
 
+use modelbay_core::generation::GenerationParams;
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -79,6 +80,9 @@ pub struct LanguageModelDetails {
     pub quantization: String,
     pub chat_template: bool,
     pub gguf_version: u32,
+    /// The file's recommended sampling (`general.sampling.*`), if it has any.
+    #[serde(skip_serializing_if = "GenerationParams::is_empty")]
+    pub sampling: GenerationParams,
 }
 
 impl GgufHeader {
@@ -115,6 +119,69 @@ impl GgufHeader {
         self.metadata.get(key).and_then(Value::as_u64)
     }
 
+    /// A numeric metadata value, whatever its stored width.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        match self.metadata.get(key)? {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The sampling the file recommends (`general.sampling.*`, written by llama.cpp's
+    /// converter from a model's `generation_config.json`). Values out of range are ignored.
+    pub fn sampling_defaults(&self) -> GenerationParams {
+        let float = |key: &str| {
+            self.number(&format!("general.sampling.{key}"))
+                .map(|v| v as f32)
+        };
+        let int = |key: &str| {
+            self.number(&format!("general.sampling.{key}"))
+                .filter(|v| v.fract() == 0.0 && v.abs() < f64::from(i32::MAX))
+                .map(|v| v as i32)
+        };
+        let params = GenerationParams {
+            temperature: float("temp"),
+            top_k: int("top_k"),
+            top_p: float("top_p"),
+            min_p: float("min_p"),
+            repeat_penalty: float("penalty_repeat"),
+            repeat_last_n: int("penalty_last_n"),
+            ..GenerationParams::default()
+        };
+        // Each field alone, so one bad value does not discard the others.
+        let fields = [
+            GenerationParams {
+                temperature: params.temperature,
+                ..Default::default()
+            },
+            GenerationParams {
+                top_k: params.top_k,
+                ..Default::default()
+            },
+            GenerationParams {
+                top_p: params.top_p,
+                ..Default::default()
+            },
+            GenerationParams {
+                min_p: params.min_p,
+                ..Default::default()
+            },
+            GenerationParams {
+                repeat_penalty: params.repeat_penalty,
+                ..Default::default()
+            },
+            GenerationParams {
+                repeat_last_n: params.repeat_last_n,
+                ..Default::default()
+            },
+        ];
+        fields
+            .iter()
+            .filter(|f| f.validate().is_ok())
+            .fold(GenerationParams::default(), |acc, f| f.over(&acc))
+    }
+
     /// The summary kept with the version in the registry.
     pub fn details(&self) -> Result<LanguageModelDetails> {
         let architecture = self
@@ -135,6 +202,7 @@ impl GgufHeader {
             quantization,
             chat_template: self.string("tokenizer.chat_template").is_some(),
             gguf_version: self.version,
+            sampling: self.sampling_defaults(),
         })
     }
 }
@@ -392,8 +460,18 @@ mod tests {
         out.extend(MAGIC);
         out.extend(3u32.to_le_bytes());
         out.extend(2u64.to_le_bytes()); // tensors
-        out.extend(5u64.to_le_bytes()); // metadata entries
+        out.extend(8u64.to_le_bytes()); // metadata entries
         kv_string(&mut out, "general.architecture", "llama");
+        // Recommended sampling: a float32, an int32 and an out-of-range top-p (ignored).
+        string(&mut out, "general.sampling.temp");
+        out.extend(6u32.to_le_bytes());
+        out.extend(0.5f32.to_le_bytes());
+        string(&mut out, "general.sampling.top_k");
+        out.extend(5u32.to_le_bytes());
+        out.extend(20i32.to_le_bytes());
+        string(&mut out, "general.sampling.top_p");
+        out.extend(6u32.to_le_bytes());
+        out.extend(5.0f32.to_le_bytes());
         kv_string(&mut out, "tokenizer.chat_template", "{{ messages }}");
         string(&mut out, "llama.context_length");
         out.extend(4u32.to_le_bytes());
@@ -438,6 +516,11 @@ mod tests {
                 quantization: "Q4_1".into(),
                 chat_template: true,
                 gguf_version: 3,
+                sampling: GenerationParams {
+                    temperature: Some(0.5),
+                    top_k: Some(20),
+                    ..GenerationParams::default()
+                },
             }
         );
         assert_eq!(header.metadata["tokenizer.ggml.tokens"], Value::Array(2));

@@ -244,6 +244,28 @@ impl Registry {
             .await
     }
 
+    /// The generation defaults a publisher set for a version, if any.
+    pub async fn generation_defaults(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<modelbay_core::generation::GenerationParams>> {
+        self.metadata.generation_defaults(model, version).await
+    }
+
+    /// Replaces a version's generation defaults (a `generation.set` event).
+    pub async fn set_generation_defaults(
+        &self,
+        model: &ModelName,
+        version: u32,
+        params: &modelbay_core::generation::GenerationParams,
+        actor: &str,
+    ) -> Result<()> {
+        self.metadata
+            .set_generation_defaults(model, version, params, actor)
+            .await
+    }
+
     /// Archives a version: kept, never served. Refused while referenced.
     pub async fn archive_version(
         &self,

@@ -104,13 +104,14 @@ pub enum EventKind {
     VersionDelete,
     BatchingSet,
     ReferenceSet,
+    GenerationSet,
     KeyCreated,
     KeyRevoked,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 12] = [
+    const NAMED: [(EventKind, &'static str); 13] = [
         (Self::Push, "push"),
         (Self::AliasSet, "alias.set"),
         (Self::AliasRollback, "alias.rollback"),
@@ -121,6 +122,7 @@ impl EventKind {
         (Self::VersionDelete, "version.delete"),
         (Self::BatchingSet, "batching.set"),
         (Self::ReferenceSet, "reference.set"),
+        (Self::GenerationSet, "generation.set"),
         (Self::KeyCreated, "key.created"),
         (Self::KeyRevoked, "key.revoked"),
     ];
@@ -164,12 +166,9 @@ mod tests {
             assert_eq!(EventKind::parse(name), kind);
         }
         assert_eq!(
-            EventKind::parse("generation.set"),
-            EventKind::Other("generation.set".into())
+            EventKind::parse("quota.set"),
+            EventKind::Other("quota.set".into())
         );
-        assert_eq!(
-            EventKind::parse("generation.set").as_str(),
-            "generation.set"
-        );
+        assert_eq!(EventKind::parse("quota.set").as_str(), "quota.set");
     }
 }

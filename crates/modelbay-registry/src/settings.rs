@@ -2,7 +2,7 @@
 //! Every change is one transaction with its event.
 
 use chrono::Utc;
-use modelbay_core::{ModelName, TensorBatching};
+use modelbay_core::{generation::GenerationParams, ModelName, TensorBatching};
 use serde_json::{json, Value};
 
 use crate::{
@@ -117,6 +117,67 @@ impl MetadataStore {
                 model: model.as_str(),
                 before: replaced.map(|at| json!({ "version": version, "reference_set_at": at })),
                 after: Some(json!({ "version": version, "reference": summary })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The generation defaults a publisher set for a version, if any.
+    pub(crate) async fn generation_defaults(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<GenerationParams>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT params FROM generation_defaults WHERE model = $1 AND version = $2",
+        )
+        .bind(model.as_str())
+        .bind(i64::from(version))
+        .fetch_optional(&self.db.pool)
+        .await?;
+        decode(text)
+    }
+
+    /// Replaces a version's generation defaults; the event records the old and new values.
+    pub(crate) async fn set_generation_defaults(
+        &self,
+        model: &ModelName,
+        version: u32,
+        params: &GenerationParams,
+        actor: &str,
+    ) -> Result<()> {
+        params.validate()?;
+        let mut tx = begin_write(self, model).await?;
+        require_servable(&mut tx, model, version).await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT params FROM generation_defaults WHERE model = $1 AND version = $2",
+        )
+        .bind(model.as_str())
+        .bind(i64::from(version))
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO generation_defaults (model, version, params, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (model, version) DO UPDATE SET params = $3, updated_at = $4",
+        )
+        .bind(model.as_str())
+        .bind(i64::from(version))
+        .bind(to_json(params))
+        .bind(time(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        let before = decode::<Value>(before)?;
+        events::append(
+            &mut tx,
+            NewEvent {
+                actor,
+                kind: EventKind::GenerationSet,
+                model: model.as_str(),
+                before: before.map(|params| json!({ "version": version, "params": params })),
+                after: Some(json!({ "version": version, "params": params })),
             },
         )
         .await?;

@@ -419,6 +419,7 @@ impl MetadataStore {
             for statement in [
                 "DELETE FROM alias_history WHERE model = $1 AND version = $2",
                 "DELETE FROM reference_data WHERE model = $1 AND version = $2",
+                "DELETE FROM generation_defaults WHERE model = $1 AND version = $2",
                 "DELETE FROM versions WHERE model = $1 AND version = $2",
             ] {
                 sqlx::query(statement)

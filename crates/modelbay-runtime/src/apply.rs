@@ -106,6 +106,11 @@ impl Runtime {
                     self.monitors.forget(model.as_str(), version);
                 }
             }
+            (EventKind::GenerationSet, Some(model)) => {
+                if let Some(version) = version_in(event.after.as_ref()) {
+                    self.forget_generation_defaults(&model, version);
+                }
+            }
             (EventKind::KeyCreated | EventKind::KeyRevoked, _) => {
                 if let Err(e) = self.load_keys().await {
                     tracing::error!(error = %e, "could not re-read the API keys after a key change");
@@ -132,6 +137,7 @@ impl Runtime {
                 if let Some(version) = version_in(event.before.as_ref()) {
                     self.manager.forget(model, version);
                     self.monitors.forget(model.as_str(), version);
+                    self.forget_generation_defaults(model, version);
                 }
             }
             EventKind::PolicySet | EventKind::PolicyDelete => self.forget_shadows(model),

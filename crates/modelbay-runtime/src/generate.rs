@@ -10,7 +10,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use modelbay_core::{Access, Caller, ModelName, VersionRef};
 use modelbay_engines::{
-    generation::{ChatMessage, GenerationEvent, GenerationJob, SamplingParams, TokenId},
+    generation::{
+        ChatMessage, GenerationEvent, GenerationJob, GenerationParams, OutputConstraint,
+        SamplingParams, TokenId, Tool, ToolChoice, ToolFormat,
+    },
     LanguageModel,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -34,12 +37,49 @@ pub struct GenerationRequest {
     /// One or more prompts; each gets `n` choices.
     pub prompts: Vec<Prompt>,
     pub n: u32,
-    pub max_tokens: Option<u32>,
-    /// Sampling settings; the seed of choice `i` is `seed + i`.
-    pub sampling: SamplingParams,
-    /// `None`: a random seed.
+    /// What the request sets; every field it leaves out takes the version's default.
+    pub params: GenerationParams,
+    /// Added to token logits before sampling; `f32::NEG_INFINITY` bans a token.
+    pub logit_bias: Vec<(TokenId, f32)>,
+    /// `None`: a random seed. The seed of choice `i` is `seed + i`.
     pub seed: Option<u32>,
     pub stop: Vec<String>,
+    /// Functions the model may call (chat only).
+    pub tools: Vec<Tool>,
+    pub tool_choice: ToolChoice,
+    pub parallel_tool_calls: bool,
+    /// A grammar the output must follow (structured output).
+    pub response_format: Option<OutputConstraint>,
+    /// Report log-probabilities with this many alternatives per token.
+    pub logprobs: Option<u32>,
+}
+
+impl GenerationRequest {
+    /// A request for `prompts` with nothing else set.
+    pub fn new(prompts: Vec<Prompt>) -> Self {
+        Self {
+            prompts,
+            n: 1,
+            params: GenerationParams::default(),
+            logit_bias: Vec::new(),
+            seed: None,
+            stop: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            parallel_tool_calls: true,
+            response_format: None,
+            logprobs: None,
+        }
+    }
+}
+
+/// How to find tool calls in a choice's text.
+#[derive(Debug, Clone)]
+pub struct ToolParsing {
+    pub format: ToolFormat,
+    pub tools: Vec<Tool>,
+    /// The output was constrained to calls (`required` or a named function).
+    pub forced: bool,
 }
 
 /// A generation in progress. Dropping it cancels every sequence it started.
@@ -50,6 +90,10 @@ pub struct Generation {
     pub prompt_tokens: u32,
     /// How many choices will finish.
     pub choices: u32,
+    /// Choices per prompt (`n`).
+    pub per_prompt: u32,
+    /// Set when tools were offered and may be called.
+    pub tool_parsing: Option<ToolParsing>,
 }
 
 /// A name under which a language model can be addressed, for `/v1/models`.
@@ -83,17 +127,64 @@ impl Runtime {
             ))
             .into());
         }
+        let record = &routed.model.record;
+        let publisher = self
+            .publisher_defaults(&routed.name, record.version)
+            .await?;
+        let defaults = publisher.over(&model.file_defaults());
+        let (mut sampling, default_cap) = req.params.over(&defaults).resolve();
+        sampling.logit_bias = req.logit_bias.clone();
+        let format = defaults
+            .tool_format()
+            .unwrap_or_else(|| model.tool_format());
+        let offered = !req.tools.is_empty() && req.tool_choice != ToolChoice::None;
+        let tool_constraint = offered
+            .then(|| format.constraint(&req.tools, &req.tool_choice, req.parallel_tool_calls))
+            .flatten();
+        let constraint = match (tool_constraint, req.response_format.clone()) {
+            (Some(_), Some(_)) => {
+                return Err(modelbay_engines::Error::InvalidRequest(
+                    "'response_format' cannot be combined with a tool call the model must                      make; set tool_choice to none or auto, or leave out response_format"
+                        .into(),
+                )
+                .into())
+            }
+            (tools, format) => tools.or(format),
+        };
+        let tool_parsing = offered.then(|| ToolParsing {
+            format,
+            tools: req.tools.clone(),
+            forced: matches!(
+                req.tool_choice,
+                ToolChoice::Required | ToolChoice::Function(_)
+            ),
+        });
         // The caller's own share of the queue and of generated tokens.
         let share = self.limits.admit_sequences(caller, choices)?;
         let prompts = req.prompts;
         let tokenizer = model.clone();
+        let tools = if offered {
+            req.tools.clone()
+        } else {
+            Vec::new()
+        };
         let prepared = tokio::task::spawn_blocking(move || {
             prompts
                 .into_iter()
-                .map(|prompt| prepare(tokenizer.as_ref(), prompt))
+                .map(|prompt| prepare(tokenizer.as_ref(), prompt, &tools, format))
                 .collect::<Result<Vec<_>>>()
         })
         .await??;
+        // A cap the request did not set never asks for more than the context has room for.
+        let context = model.limits().context_per_sequence;
+        let explicit_cap = req.params.max_tokens.is_some();
+        let cap = |prompt: usize| {
+            if explicit_cap {
+                default_cap
+            } else {
+                default_cap.min(context.saturating_sub(prompt as u32).max(1))
+            }
+        };
         let seed = req
             .seed
             .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()) as u32);
@@ -105,18 +196,22 @@ impl Runtime {
             for i in 0..req.n {
                 jobs.push(GenerationJob {
                     prompt: prompt.clone(),
-                    max_tokens: req.max_tokens,
+                    max_tokens: Some(cap(prompt.len())),
                     sampling: SamplingParams {
                         seed: seed.wrapping_add(i),
-                        ..req.sampling.clone()
+                        ..sampling.clone()
                     },
                     stop: req.stop.clone(),
+                    constraint: constraint.clone(),
+                    logprobs: req.logprobs,
                     choice: p as u32 * req.n + i,
                     events: events.clone(),
                 });
             }
         }
-        model.submit(jobs)?;
+        // Grammars compile while jobs are submitted: off the async threads.
+        let submitter = model.clone();
+        tokio::task::spawn_blocking(move || submitter.submit(jobs)).await??;
         let alias = routed.route.alias.clone().unwrap_or_default();
         routed.model.metrics.record_prompt(&alias, prompt_tokens);
         let in_flight = routed.in_flight.lock().take();
@@ -136,6 +231,8 @@ impl Runtime {
             events,
             prompt_tokens,
             choices,
+            per_prompt: req.n,
+            tool_parsing,
         })
     }
 
@@ -228,6 +325,7 @@ fn timed(
                 GenerationEvent::Done {
                     choice,
                     completion_tokens,
+                    cached_tokens,
                     ..
                 } => {
                     let first = first_text.remove(choice);
@@ -237,6 +335,7 @@ fn timed(
                     metrics.record_sequence(
                         &alias,
                         *completion_tokens,
+                        *cached_tokens,
                         first.map(|f| f - queued),
                         gap,
                     );
@@ -256,9 +355,14 @@ fn timed(
     received
 }
 
-fn prepare(model: &dyn LanguageModel, prompt: Prompt) -> Result<Vec<TokenId>> {
+fn prepare(
+    model: &dyn LanguageModel,
+    prompt: Prompt,
+    tools: &[Tool],
+    format: ToolFormat,
+) -> Result<Vec<TokenId>> {
     Ok(match prompt {
-        Prompt::Chat(messages) => model.chat_prompt(&messages)?,
+        Prompt::Chat(messages) => model.chat_prompt(&messages, tools, format)?,
         Prompt::Text(text) => model.tokenize(&text, true)?,
         Prompt::Tokens(tokens) => tokens,
     })

@@ -11,6 +11,7 @@ mod error;
 mod explain;
 mod features;
 mod generate;
+mod generation_defaults;
 mod inspect;
 mod keys;
 mod limits;
@@ -34,7 +35,8 @@ pub use error::{Error, Result};
 pub use explain::{
     Background, ExplainOptions, Explanation, Link, OutputAttribution, RowExplanation,
 };
-pub use generate::{Generation, GenerationRequest, Prompt, ServedModel};
+pub use generate::{Generation, GenerationRequest, Prompt, ServedModel, ToolParsing};
+pub use generation_defaults::GenerationSettings;
 pub use keys::{
     CertificateFingerprint, CreatedKey, KeySpec, Rejection, MIN_SECRET_LEN, SECRET_PREFIX,
 };

@@ -601,6 +601,8 @@ pub(crate) async fn warm_up_language(model: &Arc<dyn LanguageModel>) -> Result<(
         max_tokens: Some(1),
         sampling: SamplingParams::default(),
         stop: Vec::new(),
+        constraint: None,
+        logprobs: None,
         choice: 0,
         events,
     }])?;

@@ -9,8 +9,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus::{
-    core::Collector, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    core::Collector, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Seconds, from a sub-millisecond tabular inference to a long generation.
@@ -90,6 +90,8 @@ pub(crate) struct Families {
     pub(crate) model_memory: IntGaugeVec,
     prompt_tokens: IntCounterVec,
     generated_tokens: IntCounterVec,
+    prefix_cache_hits: IntCounterVec,
+    cached_prompt_tokens: IntCounterVec,
     time_to_first_token: HistogramVec,
     inter_token_latency: HistogramVec,
     pub(crate) running_sequences: IntGaugeVec,
@@ -212,6 +214,16 @@ impl Metrics {
                 "modelbay_llm_generated_tokens_total",
                 "Tokens generated.",
                 MODEL_ALIAS,
+            ),
+            prefix_cache_hits: counter(
+                "modelbay_llm_prefix_cache_hits_total",
+                "Sequences that reused the KV cache of a prompt prefix left by an earlier one.",
+                MODEL,
+            ),
+            cached_prompt_tokens: counter(
+                "modelbay_llm_cached_prompt_tokens_total",
+                "Prompt tokens taken from the prefix cache instead of being computed.",
+                MODEL,
             ),
             time_to_first_token: histogram(
                 "modelbay_llm_time_to_first_token_seconds",
@@ -359,6 +371,8 @@ impl Metrics {
                 inter_token: f.inter_token_latency.with_label_values(&labels),
                 prompt_tokens: f.prompt_tokens.clone(),
                 generated_tokens: f.generated_tokens.clone(),
+                prefix_cache_hits: f.prefix_cache_hits.with_label_values(&labels),
+                cached_prompt_tokens: f.cached_prompt_tokens.with_label_values(&labels),
                 model: model.to_owned(),
                 version,
             })),
@@ -472,6 +486,8 @@ impl Families {
             Box::new(self.model_memory.clone()),
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.generated_tokens.clone()),
+            Box::new(self.prefix_cache_hits.clone()),
+            Box::new(self.cached_prompt_tokens.clone()),
             Box::new(self.time_to_first_token.clone()),
             Box::new(self.inter_token_latency.clone()),
             Box::new(self.running_sequences.clone()),
@@ -545,6 +561,8 @@ struct ModelHandles {
     inter_token: Histogram,
     prompt_tokens: IntCounterVec,
     generated_tokens: IntCounterVec,
+    prefix_cache_hits: IntCounter,
+    cached_prompt_tokens: IntCounter,
     model: String,
     version: String,
 }
@@ -581,15 +599,21 @@ impl ModelMetrics {
             .inc_by(u64::from(tokens));
     }
 
-    /// A sequence ended: its generated tokens, time to first text and mean inter-token gap.
+    /// A sequence ended: its generated tokens, prompt tokens reused from the prefix cache,
+    /// time to first text and mean inter-token gap.
     pub(crate) fn record_sequence(
         &self,
         alias: &str,
         tokens: u32,
+        cached: u32,
         first: Option<Duration>,
         mean_gap: Option<Duration>,
     ) {
         let Some(h) = &self.handles else { return };
+        if cached > 0 {
+            h.prefix_cache_hits.inc();
+            h.cached_prompt_tokens.inc_by(u64::from(cached));
+        }
         h.generated_tokens
             .with_label_values(&[&h.model, &h.version, alias])
             .inc_by(u64::from(tokens));

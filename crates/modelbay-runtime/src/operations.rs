@@ -80,6 +80,9 @@ pub struct Runtime {
     changes: Arc<Mutex<HashMap<ModelName, Arc<tokio::sync::Mutex<()>>>>>,
     /// Drift windows of versions with reference data.
     pub(crate) monitors: Arc<crate::drift::Monitors>,
+    /// Generation defaults publishers set, by version, as read from the registry.
+    pub(crate) generation_defaults:
+        Arc<Mutex<HashMap<(ModelName, u32), modelbay_core::generation::GenerationParams>>>,
     /// Turns for explanations running at once.
     pub(crate) explains: Arc<crate::explain::ExplainPermits>,
     /// Every API key, by the digest of its secret.
@@ -110,6 +113,7 @@ impl Runtime {
             shadows: Arc::default(),
             changes: Arc::default(),
             monitors: Arc::default(),
+            generation_defaults: Arc::default(),
             explains: Arc::default(),
             keys: Arc::default(),
             limits,

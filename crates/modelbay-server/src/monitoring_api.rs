@@ -1,5 +1,6 @@
 //! Serving settings and monitoring under `/api/v1`: a model's dynamic-batching settings, a
-//! version's reference data and the drift of its live inputs.
+//! language-model version's generation defaults, a version's reference data and the drift of
+//! its live inputs.
 
 use axum::{
     body::{Body, Bytes},
@@ -21,9 +22,12 @@ pub(crate) fn routes() -> Routes {
     use Access::*;
     const BATCHING: &str = "/api/v1/models/{model}/batching";
     const REFERENCE: &str = "/api/v1/models/{model}/versions/{version}/reference";
+    const GENERATION: &str = "/api/v1/models/{model}/versions/{version}/generation";
     Routes::default()
         .get(BATCHING, Inspect, show_batching)
         .put(BATCHING, Publish, set_batching)
+        .get(GENERATION, Inspect, show_generation)
+        .put(GENERATION, Publish, set_generation)
         .get(REFERENCE, Inspect, show_reference)
         .put(REFERENCE, Publish, set_reference)
         .get(
@@ -56,6 +60,38 @@ async fn set_batching(
         .map_err(|e| crate::json_error::invalid_json("batching settings", &e))?;
     let status = state.runtime.set_batching(&caller, &name, settings).await?;
     Ok(Json(status).into_response())
+}
+
+async fn show_generation(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let settings = state
+        .runtime
+        .generation_settings(&caller, &ModelName::new(&model)?, version_number(&version)?)
+        .await?;
+    Ok(Json(settings).into_response())
+}
+
+/// Replaces the publisher's generation defaults with the body's fields (all optional:
+/// `temperature`, `top_k`, `top_p`, `min_p`, `typical_p`, `repetition_penalty`,
+/// `repeat_last_n`, `presence_penalty`, `frequency_penalty`, `max_tokens`, `tool_format`).
+async fn set_generation(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((model, version)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = ModelName::new(&model)?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| crate::json_error::invalid_json("generation defaults", &e))?;
+    let params = modelbay_core::generation::GenerationParams::from_json(value)?;
+    let settings = state
+        .runtime
+        .set_generation_defaults(&caller, &name, version_number(&version)?, params)
+        .await?;
+    Ok(Json(settings).into_response())
 }
 
 fn version_number(version: &str) -> Result<u32, ApiError> {

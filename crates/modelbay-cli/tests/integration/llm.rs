@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// A server (one decode thread, so parallel tests share the cores) with SmolLM2 as `chat`.
-async fn llm_server(extra: &[&str]) -> TestServer {
+pub(crate) async fn llm_server(extra: &[&str]) -> TestServer {
     let mut args = vec!["--llm-threads", "1"];
     args.extend_from_slice(extra);
     let server = TestServer::start_with(&args).await;
@@ -20,7 +20,7 @@ async fn llm_server(extra: &[&str]) -> TestServer {
     server
 }
 
-fn chat_body(content: &str, max_tokens: u32) -> Value {
+pub(crate) fn chat_body(content: &str, max_tokens: u32) -> Value {
     json!({
         "model": "chat",
         "messages": [{"role": "user", "content": content}],
@@ -29,12 +29,12 @@ fn chat_body(content: &str, max_tokens: u32) -> Value {
     })
 }
 
-async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     server.post_json(path, body).await
 }
 
 /// The content of a whole chat completion.
-fn content(body: &Value) -> String {
+pub(crate) fn content(body: &Value) -> String {
     body["choices"][0]["message"]["content"]
         .as_str()
         .unwrap_or_else(|| panic!("no content in {body}"))
@@ -42,7 +42,11 @@ fn content(body: &Value) -> String {
 }
 
 /// A streamed response: every `data:` payload, with when it arrived.
-async fn stream(server: &TestServer, path: &str, body: &Value) -> Vec<(Duration, String)> {
+pub(crate) async fn stream(
+    server: &TestServer,
+    path: &str,
+    body: &Value,
+) -> Vec<(Duration, String)> {
     let started = Instant::now();
     let response = server
         .http
@@ -73,7 +77,7 @@ async fn stream(server: &TestServer, path: &str, body: &Value) -> Vec<(Duration,
     events
 }
 
-fn streamed_text(events: &[(Duration, String)], chat: bool) -> String {
+pub(crate) fn streamed_text(events: &[(Duration, String)], chat: bool) -> String {
     events
         .iter()
         .filter(|(_, data)| data != "[DONE]")
@@ -252,7 +256,15 @@ async fn streaming_sends_tokens_as_they_come_then_usage_then_done() {
     );
     let usage = &chunks[chunks.len() - 1];
     assert_eq!(usage["choices"], json!([]));
-    assert_eq!(usage["usage"], whole["usage"]);
+    for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage["usage"][field], whole["usage"][field], "{field}");
+    }
+    // The same prompt again reused its KV cache (all of it but the last token).
+    assert_eq!(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(
+        usage["usage"]["prompt_tokens_details"]["cached_tokens"],
+        json!(whole["usage"]["prompt_tokens"].as_u64().unwrap() - 1)
+    );
     // Tokens reach the client while the rest is still being generated.
     let first = events[0].0;
     let last = events.last().unwrap().0;
@@ -622,16 +634,100 @@ async fn bad_requests_get_openai_errors_never_a_5xx() {
             "stop",
         ),
         (
-            "logprobs",
-            json!({"model": "chat", "messages": user("hi"), "logprobs": true}),
+            "logprobs not a boolean",
+            json!({"model": "chat", "messages": user("hi"), "logprobs": 3}),
             400,
-            "logprobs",
+            "'logprobs' must be true or false",
         ),
         (
-            "tools",
+            "top_logprobs over 20",
+            json!({"model": "chat", "messages": user("hi"), "logprobs": true, "top_logprobs": 21}),
+            400,
+            "'top_logprobs' must be an integer between 0 and 20",
+        ),
+        (
+            "top_logprobs without logprobs",
+            json!({"model": "chat", "messages": user("hi"), "top_logprobs": 2}),
+            400,
+            "needs 'logprobs'",
+        ),
+        (
+            "completion logprobs over 20",
+            json!({"model": "chat", "prompt": "hi", "logprobs": 50}),
+            400,
+            "'logprobs' must be an integer",
+        ),
+        (
+            "a tool without a name",
             json!({"model": "chat", "messages": user("hi"), "tools": [{"type": "function"}]}),
             400,
-            "tools",
+            "tools[0]",
+        ),
+        (
+            "tools not a list",
+            json!({"model": "chat", "messages": user("hi"), "tools": {"type": "function"}}),
+            400,
+            "'tools' must be an array",
+        ),
+        (
+            "tool_choice naming a missing function",
+            json!({"model": "chat", "messages": user("hi"),
+                   "tools": [{"type": "function", "function": {"name": "f"}}],
+                   "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+            400,
+            "'tool_choice' names a function",
+        ),
+        (
+            "tool_choice unknown",
+            json!({"model": "chat", "messages": user("hi"), "tool_choice": "sometimes"}),
+            400,
+            "'tool_choice'",
+        ),
+        (
+            "a tool turn without its call id",
+            json!({"model": "chat", "messages": [{"role": "tool", "content": "42"}]}),
+            400,
+            "tool_call_id",
+        ),
+        (
+            "tool_calls on a user turn",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "x",
+                   "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}),
+            400,
+            "only assistant messages make calls",
+        ),
+        (
+            "functions (the old API)",
+            json!({"model": "chat", "messages": user("hi"), "functions": [{"name": "f"}]}),
+            400,
+            "'functions'",
+        ),
+        (
+            "response_format of an unknown type",
+            json!({"model": "chat", "messages": user("hi"), "response_format": {"type": "yaml"}}),
+            400,
+            "response_format",
+        ),
+        (
+            "json_schema without a schema",
+            json!({"model": "chat", "messages": user("hi"),
+                   "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": 5}}}),
+            400,
+            "schema",
+        ),
+        (
+            "a schema llguidance cannot enforce",
+            json!({"model": "chat", "messages": user("hi"),
+                   "response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                   "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}}}}),
+            400,
+            "cannot be enforced",
+        ),
+        (
+            "store: true",
+            json!({"model": "chat", "messages": user("hi"), "store": true}),
+            400,
+            "'store'",
         ),
         (
             "echo",

@@ -13,6 +13,7 @@ mod grpc;
 mod inference;
 mod lifecycle;
 mod llm;
+mod llm_features;
 mod logs;
 mod memory;
 mod metrics;

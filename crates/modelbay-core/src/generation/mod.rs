@@ -1,16 +1,49 @@
 //! What a text generation is asked for and what it reports, independent of any engine and of
 //! any wire protocol: handlers build these from OpenAI's shapes, engines consume them.
 
-use serde::Serialize;
+mod params;
+mod tools;
+
+pub use params::{GenerationParams, DEFAULT_MAX_TOKENS};
+pub use tools::{generic_tool_prompt, OutputConstraint, Tool, ToolCall, ToolChoice, ToolFormat};
 
 /// A token id in the model's vocabulary.
 pub type TokenId = i32;
 
+/// Most alternatives a token's log-probability report may list (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: u32 = 20;
+
 /// One turn of a conversation, as the chat template sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatMessage {
     pub role: String,
+    /// Empty for an assistant turn that only calls tools.
     pub content: String,
+    /// The calls an assistant turn made.
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` turn answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        Self {
+            role: role.to_owned(),
+            content: content.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A generated token's log-probability and, if asked for, the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's bytes (a token may hold part of a UTF-8 character).
+    pub bytes: Vec<u8>,
+    /// Natural log of its probability under the model's raw distribution.
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first.
+    pub top: Vec<(Vec<u8>, f32)>,
 }
 
 /// How the next token is chosen, as llama.cpp's sampler chain applies it: logit biases, then
@@ -97,15 +130,20 @@ impl FinishReason {
 /// `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationEvent {
-    /// New text: always whole UTF-8 characters, never part of a stop text.
+    /// New text: always whole UTF-8 characters, never part of a stop text. With log
+    /// probabilities asked for, `logprobs` has one entry per token whose text this piece
+    /// completes.
     Text {
         choice: u32,
         text: String,
+        logprobs: Vec<TokenLogprob>,
     },
     Done {
         choice: u32,
         reason: FinishReason,
         completion_tokens: u32,
+        /// Prompt tokens whose KV cache was reused from an earlier sequence.
+        cached_tokens: u32,
     },
     Failed {
         choice: u32,

@@ -9,7 +9,9 @@ use modelbay_core::ModelFormat;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use modelbay_core::generation::{
-    ChatMessage, FinishReason, GenerationEvent, SamplingParams, TokenId,
+    generic_tool_prompt, ChatMessage, FinishReason, GenerationEvent, GenerationParams,
+    OutputConstraint, SamplingParams, TokenId, TokenLogprob, Tool, ToolCall, ToolChoice,
+    ToolFormat,
 };
 pub use text::TextAssembler;
 
@@ -24,6 +26,11 @@ pub struct GenerationJob {
     pub sampling: SamplingParams,
     /// Generation stops before any of these texts, which are not returned.
     pub stop: Vec<String>,
+    /// The grammar the output must follow, if any.
+    pub constraint: Option<OutputConstraint>,
+    /// Report each token's log-probability and this many alternatives (at most
+    /// [`modelbay_core::generation::MAX_TOP_LOGPROBS`]); `None`: no log-probabilities.
+    pub logprobs: Option<u32>,
     /// Tags this job's events (the choice index of an OpenAI response).
     pub choice: u32,
     /// Where the events go. When the receiver is dropped the generation is cancelled and its
@@ -64,8 +71,20 @@ pub trait LanguageModel: Send + Sync {
     /// Special-token texts in `text` (e.g. `<|im_start|>`) become their tokens.
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenId>>;
 
-    /// The prompt for a conversation, rendered with the model's own chat template.
-    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>>;
+    /// The prompt for a conversation, rendered with the model's own chat template; `tools`
+    /// are offered the way `format` writes them.
+    fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[Tool],
+        format: ToolFormat,
+    ) -> Result<Vec<TokenId>>;
+
+    /// The tool-call format of the model's chat template.
+    fn tool_format(&self) -> ToolFormat;
+
+    /// The sampling the model file recommends.
+    fn file_defaults(&self) -> GenerationParams;
 
     /// Queues jobs for generation. Fails without queueing any of them when the queue cannot
     /// take them all, or when one cannot fit in a sequence's context.

@@ -2,6 +2,8 @@
 //! the file, and a scheduler thread per model that owns its context and decodes every running
 //! sequence together (continuous batching).
 
+mod constraint;
+mod logprobs;
 mod sampling;
 mod scheduler;
 
@@ -22,8 +24,8 @@ use modelbay_core::ModelFormat;
 use crate::{
     chat_template::{ChatTemplate, PromptPiece},
     generation::{
-        ChatMessage, GenerationJob, LanguageEngine, LanguageModel, LanguageModelLimits,
-        LanguageOptions, SchedulerLoad, TokenId,
+        ChatMessage, GenerationJob, GenerationParams, LanguageEngine, LanguageModel,
+        LanguageModelLimits, LanguageOptions, SchedulerLoad, TokenId, Tool, ToolFormat,
     },
     gguf::GgufHeader,
     Error, Result,
@@ -99,6 +101,8 @@ impl LanguageEngine for LlamaEngine {
         let occupancy = Arc::new(scheduler::Occupancy::default());
         let jobs = scheduler::start(backend, model.clone(), options, &limits, occupancy.clone())?;
         Ok(Arc::new(LlamaLanguageModel {
+            grammars: constraint::Grammars::new(model.clone()),
+            file_defaults: header.sampling_defaults(),
             model,
             template,
             limits,
@@ -130,8 +134,10 @@ fn kv_cache_bytes(model: &LlamaModel, limits: &LanguageModelLimits) -> u64 {
 struct LlamaLanguageModel {
     model: Arc<LlamaModel>,
     template: Option<ChatTemplate>,
+    grammars: constraint::Grammars,
+    file_defaults: GenerationParams,
     limits: LanguageModelLimits,
-    jobs: Sender<GenerationJob>,
+    jobs: Sender<scheduler::Queued>,
     /// Held while a request's jobs are queued, so that they go in all together or not at all.
     admission: parking_lot::Mutex<()>,
     memory_bytes: u64,
@@ -153,13 +159,28 @@ impl LanguageModel for LlamaLanguageModel {
             .collect())
     }
 
-    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>> {
+    fn tool_format(&self) -> ToolFormat {
+        self.template
+            .as_ref()
+            .map_or(ToolFormat::Generic, ChatTemplate::detected_format)
+    }
+
+    fn file_defaults(&self) -> GenerationParams {
+        self.file_defaults.clone()
+    }
+
+    fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[Tool],
+        format: ToolFormat,
+    ) -> Result<Vec<TokenId>> {
         let template = self.template.as_ref().ok_or_else(|| {
             Error::InvalidRequest(
                 "this model has no chat template; use /v1/completions with a prompt".into(),
             )
         })?;
-        let pieces = template.render_pieces(messages)?;
+        let pieces = template.render_pieces(messages, tools, format)?;
         // A template that writes the begin-of-text token itself must not get a second one.
         let bos = special_text(&self.model, self.model.vocab().bos());
         let writes_bos = !bos.is_empty()
@@ -225,6 +246,19 @@ impl LanguageModel for LlamaLanguageModel {
                 }
             }
         }
+        // Grammars compile before anything is queued: a schema that cannot be enforced fails
+        // the whole request.
+        let queued = jobs
+            .into_iter()
+            .map(|job| {
+                let grammar = job
+                    .constraint
+                    .as_ref()
+                    .map(|c| self.grammars.matcher(c))
+                    .transpose()?;
+                Ok(scheduler::Queued { job, grammar })
+            })
+            .collect::<Result<Vec<_>>>()?;
         // Only submitters add to the queue, and they take turns: the room seen here cannot
         // shrink before the sends below.
         let _turn = self.admission.lock();
@@ -233,12 +267,12 @@ impl LanguageModel for LlamaLanguageModel {
             .capacity()
             .unwrap_or(usize::MAX)
             .saturating_sub(self.jobs.len());
-        if jobs.len() > free {
+        if queued.len() > free {
             return Err(Error::QueueFull {
                 waiting: self.jobs.len(),
             });
         }
-        for job in jobs {
+        for job in queued {
             match self.jobs.try_send(job) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {

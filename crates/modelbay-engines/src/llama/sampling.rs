@@ -9,10 +9,19 @@ const WHOLE_SEQUENCE: i32 = 1 << 20;
 /// Below this temperature dividing the logits overflows; such a temperature means greedy.
 const GREEDY_BELOW: f32 = 1e-3;
 
-/// A fresh chain: logit biases, penalties, then greedy choice (temperature 0) or top-k,
-/// typical, top-p and min-p filtering, temperature and a seeded draw.
-pub(super) fn chain(params: &SamplingParams, vocabulary: i32) -> LlamaSampler {
+/// A fresh chain: the grammar's mask (if the output is constrained), logit biases,
+/// penalties, then greedy choice (temperature 0) or top-k, typical, top-p and min-p
+/// filtering, temperature and a seeded draw. The mask comes first so that every later step
+/// chooses among valid tokens only.
+pub(super) fn chain(
+    params: &SamplingParams,
+    vocabulary: i32,
+    grammar: Option<llguidance::Matcher>,
+) -> LlamaSampler {
     let mut samplers = Vec::new();
+    if let Some(matcher) = grammar {
+        samplers.push(LlamaSampler::from(matcher));
+    }
     if !params.logit_bias.is_empty() {
         let biases: Vec<LlamaLogitBias> = params
             .logit_bias

@@ -1,11 +1,14 @@
-//! The OpenAI API: `/v1/models`, `/v1/chat/completions` and `/v1/completions` (with streaming)
-//! for language models, `/v1/embeddings` for embedding models. Handlers validate, route the `model` field (a name,
+//! The OpenAI API: `/v1/models`, `/v1/chat/completions`, `/v1/completions` and
+//! `/v1/responses` (with streaming) for language models, `/v1/embeddings` for embedding models. Handlers validate, route the `model` field (a name,
 //! `name@alias` or `name@version`) like any other request, and run one runtime operation.
 //! Errors use OpenAI's shape so that OpenAI clients raise their usual exceptions.
 
+mod collect;
 pub(crate) mod embeddings;
 pub(crate) mod request;
 mod response;
+mod responses;
+mod tools;
 
 use axum::{
     body::Body,
@@ -31,6 +34,7 @@ pub(crate) fn routes() -> Routes {
         .get("/v1/models", Metadata, models)
         .post("/v1/chat/completions", Infer, chat)
         .post("/v1/completions", Infer, completions)
+        .post("/v1/responses", Infer, responses_api)
         .post("/v1/embeddings", Infer, embed)
 }
 
@@ -114,6 +118,29 @@ async fn completions(
     .await
 }
 
+async fn responses_api(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let req: responses::ResponsesRequest = parse(&state, &headers, body).await?;
+    let streaming = req.streaming();
+    let address = parse_address(&req.model, None)?;
+    let (request, echo) = req.into_generation()?;
+    serve_routed(&state, &caller, address, &headers, async |routed| {
+        let generation = state.runtime.generate(&caller, routed, request).await?;
+        let ids = responses::Ids::new();
+        let http = if streaming {
+            Sse::new(responses::stream(ids, echo, generation)).into_response()
+        } else {
+            Json(responses::collect(&ids, &echo, generation).await?).into_response()
+        };
+        Ok(http)
+    })
+    .await
+}
+
 async fn embed(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -166,7 +193,7 @@ async fn generate_routed(
         record.version,
         &record.digest.hex()[..12]
     );
-    let envelope = Envelope::new(kind, model, fingerprint);
+    let envelope = Envelope::new(kind, model, fingerprint, request.logprobs.is_some());
     let generation = state.runtime.generate(caller, routed, request).await?;
     let http = if streaming.enabled {
         let events = response::stream(envelope, generation, streaming.include_usage);

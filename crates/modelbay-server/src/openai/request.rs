@@ -5,7 +5,7 @@
 //! `repetition_penalty`/`repeat_penalty`, `repeat_last_n`) and `logit_bias` are honoured; what
 //! a request leaves out samples as llama.cpp's server does.
 
-use modelbay_core::generation::{ChatMessage, SamplingParams};
+use modelbay_core::generation::{ChatMessage, GenerationParams, MAX_TOP_LOGPROBS};
 use modelbay_runtime::{GenerationRequest, Prompt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -43,6 +43,8 @@ pub struct CompletionRequest {
 pub struct MessageIn {
     pub role: String,
     pub content: Option<ContentIn>,
+    pub tool_calls: Option<Vec<Value>>,
+    pub tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,14 +109,15 @@ pub struct Options {
     #[serde(alias = "repeat_penalty")]
     pub repetition_penalty: Option<f64>,
     pub repeat_last_n: Option<i64>,
+    pub parallel_tool_calls: Option<bool>,
+    /// Accepted for compatibility; nothing is stored (`true` is refused).
+    pub store: Option<bool>,
 }
 
 /// The most a logit bias may move a logit (OpenAI's range); -100 bans the token.
 const MAX_BIAS: f64 = 100.0;
 /// Most entries in `logit_bias`.
 const MAX_BIASES: usize = 1024;
-/// Largest `top_k`, and the longest penalty window a request may ask for.
-const MAX_TOP_K: i64 = 1 << 20;
 
 /// OpenAI's `{"token id": bias}` map, validated.
 fn logit_bias(given: Option<Value>) -> Result<Vec<(i32, f32)>, ApiError> {
@@ -155,20 +158,6 @@ fn logit_bias(given: Option<Value>) -> Result<Vec<(i32, f32)>, ApiError> {
         .collect()
 }
 
-fn integer_in(
-    name: &str,
-    value: Option<i64>,
-    low: i64,
-    high: i64,
-) -> Result<Option<i64>, ApiError> {
-    match value {
-        Some(v) if !(low..=high).contains(&v) => Err(ApiError::invalid(format!(
-            "'{name}' must be between {low} and {high}, got {v}"
-        ))),
-        other => Ok(other),
-    }
-}
-
 /// Whether and how to stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Streaming {
@@ -190,32 +179,8 @@ impl Options {
         }
     }
 
-    fn into_request(self, prompts: Vec<Prompt>) -> Result<GenerationRequest, ApiError> {
-        let set = |v: &Option<Value>| {
-            v.as_ref()
-                .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
-        };
-        for (name, given) in [
-            ("logprobs", set(&self.logprobs)),
-            ("top_logprobs", set(&self.top_logprobs)),
-            ("tools", set(&self.tools)),
-            ("tool_choice", set(&self.tool_choice)),
-            ("functions", set(&self.functions)),
-        ] {
-            if given {
-                return Err(ApiError::invalid(format!(
-                    "'{name}' is not supported by this server"
-                )));
-            }
-        }
-        if let Some(format) = &self.response_format {
-            let kind = format.get("type").and_then(Value::as_str);
-            if !format.is_null() && kind != Some("text") {
-                return Err(ApiError::invalid(
-                    "'response_format' other than {\"type\": \"text\"} is not supported by this server",
-                ));
-            }
-        }
+    /// The fields a request sets, validated; the rest is left to the version's defaults.
+    fn params(&self) -> Result<GenerationParams, ApiError> {
         let max_tokens = match self.max_completion_tokens.or(self.max_tokens) {
             None => None,
             Some(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
@@ -225,48 +190,56 @@ impl Options {
                 )))
             }
         };
-        let defaults = SamplingParams::llama_server_defaults();
-        let temperature = in_range(
-            "temperature",
-            self.temperature,
-            0.0,
-            2.0,
-            defaults.temperature.into(),
-        )?;
-        let top_p = in_range("top_p", self.top_p, 0.0, 1.0, defaults.top_p.into())?;
-        let min_p = in_range("min_p", self.min_p, 0.0, 1.0, defaults.min_p.into())?;
-        let typical_p = in_range(
-            "typical_p",
-            self.typical_p,
-            0.0,
-            1.0,
-            defaults.typical_p.into(),
-        )?;
-        if typical_p == 0.0 {
+        let float = |v: Option<f64>| v.map(|v| v as f32);
+        let int = |name: &str, v: Option<i64>| {
+            v.map(|v| {
+                i32::try_from(v).map_err(|_| ApiError::invalid(format!("'{name}' is out of range")))
+            })
+            .transpose()
+        };
+        let params = GenerationParams {
+            temperature: float(self.temperature),
+            top_k: int("top_k", self.top_k)?,
+            top_p: float(self.top_p),
+            min_p: float(self.min_p),
+            typical_p: float(self.typical_p),
+            repeat_penalty: float(self.repetition_penalty),
+            repeat_last_n: int("repeat_last_n", self.repeat_last_n)?,
+            presence_penalty: float(self.presence_penalty),
+            frequency_penalty: float(self.frequency_penalty),
+            max_tokens,
+            tool_format: None,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    fn into_request(
+        self,
+        prompts: Vec<Prompt>,
+        endpoint: Endpoint,
+    ) -> Result<GenerationRequest, ApiError> {
+        if set(&self.functions) {
             return Err(ApiError::invalid(
-                "'typical_p' must be above 0 (1 turns it off)",
+                "'functions' is not supported by this server; use 'tools'",
             ));
         }
-        let repeat_penalty = in_range(
-            "repetition_penalty",
-            self.repetition_penalty,
-            0.0,
-            10.0,
-            defaults.repeat_penalty.into(),
-        )?;
-        if repeat_penalty == 0.0 {
+        if self.store == Some(true) {
             return Err(ApiError::invalid(
-                "'repetition_penalty' must be above 0 (1 turns it off)",
+                "'store' is not supported by this server (it keeps no responses)",
             ));
         }
-        let top_k =
-            integer_in("top_k", self.top_k, 0, MAX_TOP_K)?.map_or(defaults.top_k, |k| k as i32);
-        let repeat_last_n = integer_in("repeat_last_n", self.repeat_last_n, -1, MAX_TOP_K)?
-            .map_or(defaults.repeat_last_n, |n| n as i32);
-        let logit_bias = logit_bias(self.logit_bias)?;
-        let presence_penalty = in_range("presence_penalty", self.presence_penalty, -2.0, 2.0, 0.0)?;
-        let frequency_penalty =
-            in_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0, 0.0)?;
+        let params = self.params()?;
+        let logit_bias = logit_bias(self.logit_bias.clone())?;
+        let logprobs = logprobs(endpoint, self.logprobs.as_ref(), self.top_logprobs.as_ref())?;
+        let tools = super::tools::tools(self.tools.as_ref())?;
+        let tool_choice = super::tools::tool_choice(self.tool_choice.as_ref(), &tools)?;
+        let response_format = super::tools::response_format(self.response_format.as_ref())?;
+        if endpoint == Endpoint::Completion && !tools.is_empty() {
+            return Err(ApiError::invalid(
+                "'tools' needs a conversation; use /v1/chat/completions",
+            ));
+        }
         let n = self.n.unwrap_or(1);
         if !(1..=MAX_N).contains(&n) {
             return Err(ApiError::invalid(format!(
@@ -290,42 +263,68 @@ impl Options {
             )));
         }
         Ok(GenerationRequest {
-            prompts,
             n: n as u32,
-            max_tokens,
-            sampling: SamplingParams {
-                temperature: temperature as f32,
-                top_k,
-                typical_p: typical_p as f32,
-                top_p: top_p as f32,
-                min_p: min_p as f32,
-                seed: 0,
-                repeat_penalty: repeat_penalty as f32,
-                presence_penalty: presence_penalty as f32,
-                frequency_penalty: frequency_penalty as f32,
-                repeat_last_n,
-                logit_bias,
-            },
+            params,
+            logit_bias,
             // OpenAI seeds are 64-bit; llama.cpp's are 32: keep the low bits.
             seed: self.seed.map(|s| s as u32),
             stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            tools,
+            tool_choice,
+            parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
+            response_format,
+            logprobs,
+            ..GenerationRequest::new(prompts)
         })
     }
 }
 
-fn in_range(
-    name: &str,
-    value: Option<f64>,
-    low: f64,
-    high: f64,
-    default: f64,
-) -> Result<f64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(v) if v.is_finite() && (low..=high).contains(&v) => Ok(v),
-        Some(v) => Err(ApiError::invalid(format!(
-            "'{name}' must be between {low} and {high}, got {v}"
+/// Whether an optional field is given (not absent, `null` or `false`).
+fn set(v: &Option<Value>) -> bool {
+    v.as_ref()
+        .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+}
+
+/// Which endpoint a request came to: their `logprobs` fields differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completion,
+}
+
+/// How many alternatives to report per token, if log-probabilities are asked for: chat has
+/// `logprobs: true` with `top_logprobs` 0 to 20, completions `logprobs` 0 to 20.
+pub(crate) fn logprobs(
+    endpoint: Endpoint,
+    logprobs: Option<&Value>,
+    top: Option<&Value>,
+) -> Result<Option<u32>, ApiError> {
+    let most = MAX_TOP_LOGPROBS;
+    let count = |name: &str, v: &Value| match v.as_u64() {
+        Some(n) if n <= u64::from(most) => Ok(n as u32),
+        _ => Err(ApiError::invalid(format!(
+            "'{name}' must be an integer between 0 and {most}"
         ))),
+    };
+    let top = top.filter(|v| !v.is_null());
+    match endpoint {
+        Endpoint::Chat => {
+            let on = match logprobs {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+                Some(Value::Bool(true)) => true,
+                Some(_) => return Err(ApiError::invalid("'logprobs' must be true or false")),
+            };
+            match (on, top) {
+                (false, None) => Ok(None),
+                (false, Some(_)) => Err(ApiError::invalid("'top_logprobs' needs 'logprobs': true")),
+                (true, None) => Ok(Some(0)),
+                (true, Some(v)) => count("top_logprobs", v).map(Some),
+            }
+        }
+        Endpoint::Completion => match logprobs.filter(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(v) => count("logprobs", v).map(Some),
+        },
     }
 }
 
@@ -342,7 +341,8 @@ impl ChatRequest {
             .enumerate()
             .map(|(i, m)| message(i, m))
             .collect::<Result<Vec<_>, _>>()?;
-        self.options.into_request(vec![Prompt::Chat(messages)])
+        self.options
+            .into_request(vec![Prompt::Chat(messages)], Endpoint::Chat)
     }
 }
 
@@ -351,11 +351,21 @@ fn message(index: usize, m: MessageIn) -> Result<ChatMessage, ApiError> {
         "system" | "developer" => "system",
         "user" => "user",
         "assistant" => "assistant",
+        "tool" => "tool",
         _ => {
             return Err(ApiError::invalid(format!(
-                "messages[{index}].role is not supported; use system, user or assistant"
+                "messages[{index}].role is not supported; use system, user, assistant or tool"
             )))
         }
+    };
+    let tool_calls = match m.tool_calls {
+        Some(calls) if role == "assistant" => super::tools::message_calls(index, calls)?,
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "messages[{index}] has 'tool_calls'; only assistant messages make calls"
+            )))
+        }
+        None => Vec::new(),
     };
     let content = match m.content {
         Some(ContentIn::Text(text)) => text,
@@ -373,15 +383,28 @@ fn message(index: usize, m: MessageIn) -> Result<ChatMessage, ApiError> {
             }
             text
         }
+        // An assistant turn that only calls tools has no content.
+        None if !tool_calls.is_empty() => String::new(),
         None => {
             return Err(ApiError::invalid(format!(
                 "messages[{index}] has no content"
             )))
         }
     };
+    let tool_call_id = match (role, m.tool_call_id) {
+        ("tool", Some(id)) => Some(super::tools::call_id(index, id)?),
+        ("tool", None) => {
+            return Err(ApiError::invalid(format!(
+                "messages[{index}] is a tool result without 'tool_call_id'"
+            )))
+        }
+        _ => None,
+    };
     Ok(ChatMessage {
         role: role.to_owned(),
         content,
+        tool_calls,
+        tool_call_id,
     })
 }
 
@@ -430,6 +453,6 @@ impl CompletionRequest {
         {
             return Err(ApiError::invalid("'prompt' must not be an empty string"));
         }
-        self.options.into_request(prompts)
+        self.options.into_request(prompts, Endpoint::Completion)
     }
 }

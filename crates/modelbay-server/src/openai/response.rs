@@ -1,14 +1,16 @@
-//! OpenAI response bodies: a whole completion collected from a generation's events, or the
-//! events turned into Server-Sent Event chunks as they arrive.
+//! Chat Completions and Completions response bodies: a whole response built from the
+//! collected choices, or the events turned into Server-Sent Event chunks as they arrive
+//! (with tool calls sent as OpenAI's `tool_calls` deltas once a choice ends).
 
 use std::{collections::VecDeque, convert::Infallible};
 
 use axum::response::sse::Event;
 use futures::Stream;
-use modelbay_core::generation::GenerationEvent;
+use modelbay_core::generation::{GenerationEvent, TokenLogprob};
 use modelbay_runtime::Generation;
 use serde_json::{json, Value};
 
+use super::collect::{self, Choice, Holder, Usage};
 use crate::error::ApiError;
 
 /// Which endpoint a response is for.
@@ -26,10 +28,19 @@ pub struct Envelope {
     pub created: u64,
     pub model: String,
     pub fingerprint: String,
+    /// Log-probabilities were asked for (else `logprobs` is null).
+    pub logprobs: bool,
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Envelope {
-    pub fn new(kind: Kind, model: String, fingerprint: String) -> Self {
+    pub fn new(kind: Kind, model: String, fingerprint: String, logprobs: bool) -> Self {
         let prefix = match kind {
             Kind::Chat => "chatcmpl",
             Kind::Completion => "cmpl",
@@ -37,12 +48,10 @@ impl Envelope {
         Self {
             kind,
             id: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created: now(),
             model,
             fingerprint,
+            logprobs,
         }
     }
 
@@ -64,67 +73,71 @@ impl Envelope {
             "choices": choices,
         })
     }
+
+    fn logprobs_json(&self, logprobs: &[TokenLogprob], offset: usize) -> Value {
+        match (self.logprobs, self.kind) {
+            (false, _) => Value::Null,
+            (true, Kind::Chat) => collect::chat_logprobs(logprobs),
+            (true, Kind::Completion) => collect::completion_logprobs(logprobs, offset),
+        }
+    }
 }
 
-fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    })
+/// OpenAI's `tool_calls` entries of a message.
+fn calls_json(choice: &Choice) -> Value {
+    choice
+        .tool_calls
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "type": "function",
+                "function": { "name": c.name, "arguments": c.arguments },
+            })
+        })
+        .collect()
 }
 
 /// Waits for every choice to finish and builds the whole response.
 pub async fn collect(envelope: &Envelope, mut generation: Generation) -> Result<Value, ApiError> {
-    let n = generation.choices as usize;
-    let mut texts = vec![String::new(); n];
-    let mut finished: Vec<Option<&'static str>> = vec![None; n];
-    let mut completion_tokens = 0u32;
-    let mut remaining = n;
-    while remaining > 0 {
-        let Some(event) = generation.events.recv().await else {
-            return Err(ApiError::new(
-                modelbay_core::ErrorCode::Internal,
-                "the generation ended without finishing every choice",
-            ));
-        };
-        match event {
-            GenerationEvent::Text { choice, text } => texts[choice as usize].push_str(&text),
-            GenerationEvent::Done {
-                choice,
-                reason,
-                completion_tokens: tokens,
-            } => {
-                finished[choice as usize] = Some(reason.as_str());
-                completion_tokens += tokens;
-                remaining -= 1;
-            }
-            GenerationEvent::Failed { message, .. } => {
-                return Err(ApiError::new(modelbay_core::ErrorCode::Internal, message))
-            }
-        }
-    }
-    let choices = texts
-        .into_iter()
-        .zip(finished)
+    let collected = collect::gather(&mut generation).await?;
+    let choices = collected
+        .choices
+        .iter()
         .enumerate()
-        .map(|(index, (text, reason))| match envelope.kind {
-            Kind::Chat => json!({
-                "index": index,
-                "message": { "role": "assistant", "content": text },
-                "logprobs": null,
-                "finish_reason": reason,
-            }),
-            Kind::Completion => json!({
-                "index": index,
-                "text": text,
-                "logprobs": null,
-                "finish_reason": reason,
-            }),
+        .map(|(index, choice)| {
+            let logprobs = envelope.logprobs_json(&choice.logprobs, 0);
+            match envelope.kind {
+                Kind::Chat => {
+                    let mut message = json!({
+                        "role": "assistant",
+                        "content": choice.content,
+                        "refusal": null,
+                    });
+                    if !choice.tool_calls.is_empty() {
+                        message["tool_calls"] = calls_json(choice);
+                        if choice.content.is_empty() {
+                            message["content"] = Value::Null;
+                        }
+                    }
+                    json!({
+                        "index": index,
+                        "message": message,
+                        "logprobs": logprobs,
+                        "finish_reason": choice.finish_reason,
+                    })
+                }
+                Kind::Completion => json!({
+                    "index": index,
+                    "text": choice.content,
+                    "logprobs": logprobs,
+                    "finish_reason": choice.finish_reason,
+                }),
+            }
         })
         .collect();
     let mut body = envelope.body(false, choices);
-    body["usage"] = usage(generation.prompt_tokens, completion_tokens);
+    body["usage"] = collected.usage.chat_json();
     Ok(body)
 }
 
@@ -137,8 +150,13 @@ struct Streamer {
     ready: VecDeque<Event>,
     /// Choices whose first chunk (the role, for chat) has been sent.
     opened: Vec<bool>,
+    /// Per choice, with tools offered: text held back as a possible call.
+    holders: Vec<Holder>,
+    /// Per choice: log-probabilities of text not sent yet, and bytes of text sent.
+    pending_logprobs: Vec<Vec<TokenLogprob>>,
+    sent_bytes: Vec<usize>,
     remaining: usize,
-    completion_tokens: u32,
+    usage: Usage,
     done: bool,
 }
 
@@ -151,45 +169,87 @@ impl Streamer {
         Event::default().data(body.to_string())
     }
 
-    fn choice(&self, index: u32, text: Option<&str>, reason: Option<&str>) -> Value {
-        match self.envelope.kind {
+    /// A chunk for `index` with `delta` fields (chat) or text (completions).
+    fn push_choice(&mut self, index: u32, text: Option<&str>, extra: Value, reason: Option<&str>) {
+        let i = index as usize;
+        let logprobs = std::mem::take(&mut self.pending_logprobs[i]);
+        let logprobs = self.envelope.logprobs_json(&logprobs, self.sent_bytes[i]);
+        self.sent_bytes[i] += text.map_or(0, str::len);
+        let choice = match self.envelope.kind {
             Kind::Chat => {
-                let mut delta = json!({});
-                if !self.opened[index as usize] {
+                let mut delta = extra;
+                if !self.opened[i] {
                     delta["role"] = json!("assistant");
                 }
                 if let Some(text) = text {
                     delta["content"] = json!(text);
                 }
-                json!({ "index": index, "delta": delta, "logprobs": null, "finish_reason": reason })
+                json!({ "index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason })
             }
             Kind::Completion => json!({
                 "index": index,
                 "text": text.unwrap_or(""),
-                "logprobs": null,
+                "logprobs": logprobs,
                 "finish_reason": reason,
             }),
-        }
+        };
+        let chunk = self.chunk(choice);
+        self.opened[i] = true;
+        self.ready.push_back(chunk);
     }
 
     fn handle(&mut self, event: GenerationEvent) {
         match event {
-            GenerationEvent::Text { choice, text } => {
-                let chunk = self.chunk(self.choice(choice, Some(&text), None));
-                self.opened[choice as usize] = true;
-                self.ready.push_back(chunk);
+            GenerationEvent::Text {
+                choice,
+                text,
+                logprobs,
+            } => {
+                self.pending_logprobs[choice as usize].extend(logprobs);
+                let send = match &self.generation.tool_parsing {
+                    Some(tools) => self.holders[choice as usize].push(&text, tools),
+                    None => Some(text),
+                };
+                if let Some(text) = send.filter(|t| !t.is_empty()) {
+                    self.push_choice(choice, Some(&text), json!({}), None);
+                }
             }
             GenerationEvent::Done {
                 choice,
                 reason,
                 completion_tokens,
+                cached_tokens,
             } => {
-                let text = (!self.opened[choice as usize] && self.envelope.kind == Kind::Chat)
-                    .then_some("");
-                let chunk = self.chunk(self.choice(choice, text, Some(reason.as_str())));
-                self.opened[choice as usize] = true;
-                self.ready.push_back(chunk);
-                self.completion_tokens += completion_tokens;
+                let i = choice as usize;
+                let mut finish_reason = reason.as_str();
+                if let Some(tools) = self.generation.tool_parsing.clone() {
+                    let (rest, finished) =
+                        std::mem::take(&mut self.holders[i]).finish(reason, &tools);
+                    if !rest.is_empty() {
+                        self.push_choice(choice, Some(&rest), json!({}), None);
+                    }
+                    for (k, call) in finished.tool_calls.iter().enumerate() {
+                        let opening = json!({ "tool_calls": [{
+                            "index": k, "id": call.id, "type": "function",
+                            "function": { "name": call.name, "arguments": "" },
+                        }]});
+                        self.push_choice(choice, None, opening, None);
+                        let arguments = json!({ "tool_calls": [{
+                            "index": k, "function": { "arguments": call.arguments },
+                        }]});
+                        self.push_choice(choice, None, arguments, None);
+                    }
+                    finish_reason = finished.finish_reason;
+                }
+                let text = (!self.opened[i] && self.envelope.kind == Kind::Chat).then_some("");
+                self.push_choice(choice, text, json!({}), Some(finish_reason));
+                self.usage.prompt_tokens = self.generation.prompt_tokens;
+                self.usage.add(
+                    choice,
+                    self.generation.per_prompt,
+                    completion_tokens,
+                    cached_tokens,
+                );
                 self.remaining -= 1;
                 if self.remaining == 0 {
                     self.finish();
@@ -212,7 +272,7 @@ impl Streamer {
     fn finish(&mut self) {
         if self.include_usage {
             let mut body = self.envelope.body(true, Vec::new());
-            body["usage"] = usage(self.generation.prompt_tokens, self.completion_tokens);
+            body["usage"] = self.usage.chat_json();
             self.ready
                 .push_back(Event::default().data(body.to_string()));
         }
@@ -235,8 +295,11 @@ pub fn stream(
         include_usage,
         ready: VecDeque::new(),
         opened: vec![false; n],
+        holders: (0..n).map(|_| Holder::default()).collect(),
+        pending_logprobs: vec![Vec::new(); n],
+        sent_bytes: vec![0; n],
         remaining: n,
-        completion_tokens: 0,
+        usage: Usage::default(),
         done: false,
     };
     futures::stream::unfold(streamer, |mut s| async move {
