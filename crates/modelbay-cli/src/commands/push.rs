@@ -42,6 +42,12 @@ pub struct PushArgs {
     /// feature names, or a v2 JSON request body), attached to the new version.
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
+    /// Generation default of a language model as key=value (temperature, top_k, top_p, min_p,
+    /// typical_p, repetition_penalty, repeat_last_n, presence_penalty, frequency_penalty,
+    /// max_tokens, tool_format); repeatable. Set on the new version after the push, like an
+    /// Ollama Modelfile's PARAMETER lines.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     /// Serve the new version at once: point `production` at it (a model's first version is
     /// `production` anyway; later pushes are served only once promoted).
     #[arg(long)]
@@ -51,6 +57,14 @@ pub struct PushArgs {
 }
 
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
+    // Checked before anything is uploaded.
+    let generation = (!args.params.is_empty())
+        .then(|| {
+            modelbay_core::generation::GenerationParams::from_pairs(
+                args.params.iter().map(String::as_str),
+            )
+        })
+        .transpose()?;
     // Kept alive until the upload ends: the packed archive of a folder.
     let packed = if args.file.is_dir() {
         Some(pack(args.file.clone()).await?)
@@ -127,6 +141,23 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             .await?;
         let _: Value = decode(response).await.context("setting dynamic batching")?;
         eprintln!("dynamic batching: {settings}");
+    }
+    if let Some(params) = &generation {
+        let version = record["version"].as_u64().unwrap_or_default();
+        let response = args
+            .client
+            .http()?
+            .put(args.client.url(&format!(
+                "/api/v1/models/{}/versions/{version}/generation",
+                args.name
+            )))
+            .json(params)
+            .send()
+            .await?;
+        let settings: Value = decode(response)
+            .await
+            .context("setting generation defaults")?;
+        eprintln!("generation defaults: {}", settings["publisher"]);
     }
     if let Some(path) = &args.reference {
         let version = record["version"].as_u64().unwrap_or_default();

@@ -73,3 +73,48 @@ async fn errors_from_the_server_reach_the_user() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("model 'nope' not found"));
 }
+
+#[tokio::test]
+async fn push_param_sets_generation_defaults_and_a_bad_one_uploads_nothing() {
+    let server = TestServer::start_with(&["--llm-threads", "1"]).await;
+    let model = crate::clients::smollm2_path();
+    let model = model.to_str().unwrap();
+    run(
+        &server,
+        &[
+            "push",
+            "chat",
+            model,
+            "--param",
+            "temperature=0.7",
+            "--param",
+            "top_k=40",
+            "--param",
+            "max_tokens=512",
+        ],
+    );
+    let (status, settings) = server
+        .get("/api/v1/models/chat/versions/1/generation")
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(
+        settings["publisher"],
+        serde_json::json!({"temperature": 0.7, "top_k": 40, "max_tokens": 512})
+    );
+    let output = modelbay()
+        .args(["push", "chat", model, "--param", "temp=1"])
+        .args(["--server", &server.url])
+        .env("MODELBAY_API_KEY", &server.admin_key)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("'temp' is not a generation parameter")
+    );
+    let (_, versions) = server.get("/api/v1/models/chat/versions").await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "nothing was uploaded"
+    );
+}

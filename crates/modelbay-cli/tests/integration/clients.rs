@@ -61,11 +61,16 @@ pub fn typed_request(model: &str) -> ModelInferRequest {
     }
 }
 
-/// SmolLM2-135M-Instruct's GGUF bytes (scripts/fetch-models.sh fetches it).
-pub fn smollm2() -> Vec<u8> {
-    let path = std::env::var("MODELBAY_SMOLLM2")
+/// Where SmolLM2-135M-Instruct's GGUF is (scripts/fetch-models.sh fetches it).
+pub fn smollm2_path() -> std::path::PathBuf {
+    std::env::var("MODELBAY_SMOLLM2")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|_| repo_root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
+
+/// SmolLM2-135M-Instruct's GGUF bytes.
+pub fn smollm2() -> Vec<u8> {
+    let path = smollm2_path();
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "SmolLM2 is missing at {} ({e}): run scripts/fetch-models.sh",
