@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use modelbay_core::{Access, Caller, ModelName, VersionRef};
 use modelbay_engines::{
     generation::{
-        ChatMessage, GenerationEvent, GenerationJob, GenerationParams, OutputConstraint,
-        SamplingParams, TokenId, Tool, ToolChoice, ToolFormat,
+        ChatMessage, ChatPrompt, GenerationEvent, GenerationJob, GenerationParams,
+        OutputConstraint, SamplingParams, TokenId, Tool, ToolChoice, ToolFormat,
     },
     LanguageModel,
 };
@@ -52,6 +52,8 @@ pub struct GenerationRequest {
     pub response_format: Option<OutputConstraint>,
     /// Report log-probabilities with this many alternatives per token.
     pub logprobs: Option<u32>,
+    /// Further variables for the chat template (`chat_template_kwargs`).
+    pub template_kwargs: serde_json::Map<String, serde_json::Value>,
 }
 
 impl GenerationRequest {
@@ -69,6 +71,7 @@ impl GenerationRequest {
             parallel_tool_calls: true,
             response_format: None,
             logprobs: None,
+            template_kwargs: serde_json::Map::new(),
         }
     }
 }
@@ -94,6 +97,9 @@ pub struct Generation {
     pub per_prompt: u32,
     /// Set when tools were offered and may be called.
     pub tool_parsing: Option<ToolParsing>,
+    /// Set when the output may hold a `<think>` reasoning block to split from the answer:
+    /// whether it starts inside one.
+    pub reasoning: Option<bool>,
 }
 
 /// A name under which a language model can be addressed, for `/v1/models`.
@@ -144,7 +150,8 @@ impl Runtime {
         let constraint = match (tool_constraint, req.response_format.clone()) {
             (Some(_), Some(_)) => {
                 return Err(modelbay_engines::Error::InvalidRequest(
-                    "'response_format' cannot be combined with a tool call the model must                      make; set tool_choice to none or auto, or leave out response_format"
+                    "'response_format' cannot be combined with a tool call the model must \
+                     make; set tool_choice to none or auto, or leave out response_format"
                         .into(),
                 )
                 .into())
@@ -168,13 +175,20 @@ impl Runtime {
         } else {
             Vec::new()
         };
+        let kwargs = req.template_kwargs.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             prompts
                 .into_iter()
-                .map(|prompt| prepare(tokenizer.as_ref(), prompt, &tools, format))
+                .map(|prompt| prepare(tokenizer.as_ref(), prompt, &tools, format, &kwargs))
                 .collect::<Result<Vec<_>>>()
         })
         .await??;
+        // Constrained output follows its grammar from the first token: no reasoning block.
+        let reasoning = prepared
+            .first()
+            .and_then(|p| p.reasoning)
+            .filter(|_| constraint.is_none());
+        let prepared: Vec<Vec<TokenId>> = prepared.into_iter().map(|p| p.tokens).collect();
         // A cap the request did not set never asks for more than the context has room for.
         let context = model.limits().context_per_sequence;
         let explicit_cap = req.params.max_tokens.is_some();
@@ -233,6 +247,7 @@ impl Runtime {
             choices,
             per_prompt: req.n,
             tool_parsing,
+            reasoning,
         })
     }
 
@@ -360,10 +375,15 @@ fn prepare(
     prompt: Prompt,
     tools: &[Tool],
     format: ToolFormat,
-) -> Result<Vec<TokenId>> {
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<ChatPrompt> {
+    let plain = |tokens| ChatPrompt {
+        tokens,
+        reasoning: None,
+    };
     Ok(match prompt {
-        Prompt::Chat(messages) => model.chat_prompt(&messages, tools, format)?,
-        Prompt::Text(text) => model.tokenize(&text, true)?,
-        Prompt::Tokens(tokens) => tokens,
+        Prompt::Chat(messages) => model.chat_prompt(&messages, tools, format, kwargs)?,
+        Prompt::Text(text) => plain(model.tokenize(&text, true)?),
+        Prompt::Tokens(tokens) => plain(tokens),
     })
 }

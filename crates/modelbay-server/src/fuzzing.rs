@@ -119,7 +119,9 @@ pub fn openai_body(kind: u8, body: &[u8]) -> bool {
 
 fn check_turns_are_the_templates(messages: &[ChatMessage]) {
     let template = ChatTemplate::new(CHATML, "<s>".into(), "</s>".into()).unwrap();
-    let Ok(pieces) = template.render_pieces(messages, &[], ToolFormat::Generic) else {
+    let Ok(pieces) =
+        template.render_pieces(messages, &[], ToolFormat::Generic, &serde_json::Map::new())
+    else {
         return;
     };
     let markup: String = pieces

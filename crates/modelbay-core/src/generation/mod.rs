@@ -2,9 +2,11 @@
 //! any wire protocol: handlers build these from OpenAI's shapes, engines consume them.
 
 mod params;
+mod reasoning;
 mod tools;
 
 pub use params::{GenerationParams, DEFAULT_MAX_TOKENS};
+pub use reasoning::{prompt_opens_reasoning, template_reasons, ReasoningSplitter, Split};
 pub use tools::{generic_tool_prompt, OutputConstraint, Tool, ToolCall, ToolChoice, ToolFormat};
 
 /// A token id in the model's vocabulary.

@@ -60,6 +60,27 @@ pub enum OutputConstraint {
     Lark(String),
 }
 
+impl OutputConstraint {
+    /// Structured output: one JSON value of `schema`, written compactly.
+    pub fn json(schema: &Value) -> Self {
+        Self::JsonSchema(compact_json(schema))
+    }
+}
+
+/// `schema` with llguidance's option for compact JSON: fixed separators and no free
+/// whitespace between tokens, so that a small model cannot stall in endless blank space.
+/// (Tool calls keep free whitespace: between parallel calls it is where small models end the
+/// list.)
+fn compact_json(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Value::Object(map) = &mut schema {
+        map.entry("x-guidance").or_insert_with(|| {
+            json!({ "whitespace_flexible": false, "item_separator": ", ", "key_separator": ": " })
+        });
+    }
+    schema
+}
+
 impl ToolFormat {
     pub fn as_str(self) -> &'static str {
         match self {

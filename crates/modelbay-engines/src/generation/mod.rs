@@ -62,6 +62,15 @@ pub struct SchedulerLoad {
     pub kv_capacity: u64,
 }
 
+/// A conversation rendered and tokenized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatPrompt {
+    pub tokens: Vec<TokenId>,
+    /// Set when the template writes `<think>` reasoning blocks: whether the prompt leaves one
+    /// open, so that the output starts as reasoning.
+    pub reasoning: Option<bool>,
+}
+
 /// A loaded language model: tokenizer, chat template and a scheduler that decodes many
 /// sequences together.
 pub trait LanguageModel: Send + Sync {
@@ -72,13 +81,15 @@ pub trait LanguageModel: Send + Sync {
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenId>>;
 
     /// The prompt for a conversation, rendered with the model's own chat template; `tools`
-    /// are offered the way `format` writes them.
+    /// are offered the way `format` writes them, and `kwargs` are further variables the
+    /// template may read.
     fn chat_prompt(
         &self,
         messages: &[ChatMessage],
         tools: &[Tool],
         format: ToolFormat,
-    ) -> Result<Vec<TokenId>>;
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ChatPrompt>;
 
     /// The tool-call format of the model's chat template.
     fn tool_format(&self) -> ToolFormat;

@@ -19,12 +19,12 @@ use llama_cpp_2::{
     token::LlamaToken,
     LogOptions,
 };
-use modelbay_core::ModelFormat;
+use modelbay_core::{generation::prompt_opens_reasoning, ModelFormat};
 
 use crate::{
     chat_template::{ChatTemplate, PromptPiece},
     generation::{
-        ChatMessage, GenerationJob, GenerationParams, LanguageEngine, LanguageModel,
+        ChatMessage, ChatPrompt, GenerationJob, GenerationParams, LanguageEngine, LanguageModel,
         LanguageModelLimits, LanguageOptions, SchedulerLoad, TokenId, Tool, ToolFormat,
     },
     gguf::GgufHeader,
@@ -174,13 +174,14 @@ impl LanguageModel for LlamaLanguageModel {
         messages: &[ChatMessage],
         tools: &[Tool],
         format: ToolFormat,
-    ) -> Result<Vec<TokenId>> {
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ChatPrompt> {
         let template = self.template.as_ref().ok_or_else(|| {
             Error::InvalidRequest(
                 "this model has no chat template; use /v1/completions with a prompt".into(),
             )
         })?;
-        let pieces = template.render_pieces(messages, tools, format)?;
+        let pieces = template.render_pieces(messages, tools, format, kwargs)?;
         // A template that writes the begin-of-text token itself must not get a second one.
         let bos = special_text(&self.model, self.model.vocab().bos());
         let writes_bos = !bos.is_empty()
@@ -202,7 +203,12 @@ impl LanguageModel for LlamaLanguageModel {
                     .map(|t| t.0),
             );
         }
-        Ok(tokens)
+        // Whether the output starts inside a reasoning block: the template's own last words
+        // say so (message content cannot open one).
+        let reasoning = template.reasons().then(
+            || matches!(pieces.last(), Some(PromptPiece::Markup(m)) if prompt_opens_reasoning(m)),
+        );
+        Ok(ChatPrompt { tokens, reasoning })
     }
 
     fn submit(&self, jobs: Vec<GenerationJob>) -> Result<()> {

@@ -2,7 +2,9 @@
 //! choices, finding tool calls in a choice's text, holding back streamed text that may be the
 //! start of a call, and OpenAI's shapes for log-probabilities and usage.
 
-use modelbay_core::generation::{FinishReason, GenerationEvent, TokenLogprob, ToolCall};
+use modelbay_core::generation::{
+    FinishReason, GenerationEvent, ReasoningSplitter, Split, TokenLogprob, ToolCall,
+};
 use modelbay_runtime::{Generation, ToolParsing};
 use serde_json::{json, Value};
 
@@ -13,6 +15,8 @@ use crate::error::ApiError;
 pub(crate) struct Choice {
     /// The text to return (without the tool calls found in it).
     pub content: String,
+    /// The text of a `<think>` block before it, for reasoning models.
+    pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
     pub logprobs: Vec<TokenLogprob>,
     /// OpenAI's name: `stop`, `length` or `tool_calls`.
@@ -92,15 +96,45 @@ pub(crate) fn finish(
     };
     Choice {
         content,
+        reasoning: String::new(),
         tool_calls,
         logprobs,
         finish_reason,
     }
 }
 
+/// A choice's text split into reasoning and answer as it arrives (everything is answer for a
+/// model that does not reason).
+pub(crate) struct Reasoning(Option<ReasoningSplitter>);
+
+impl Reasoning {
+    pub fn new(generation: &Generation) -> Self {
+        Self(generation.reasoning.map(ReasoningSplitter::new))
+    }
+
+    pub fn push(&mut self, text: &str) -> Split {
+        match &mut self.0 {
+            Some(splitter) => splitter.push(text),
+            None => Split {
+                reasoning: String::new(),
+                content: text.to_owned(),
+            },
+        }
+    }
+
+    pub fn finish(&mut self) -> Split {
+        self.0
+            .as_mut()
+            .map(ReasoningSplitter::finish)
+            .unwrap_or_default()
+    }
+}
+
 /// Waits for every choice to finish.
 pub(crate) async fn gather(generation: &mut Generation) -> Result<Collected, ApiError> {
     let n = generation.choices as usize;
+    let mut splitters: Vec<Reasoning> = (0..n).map(|_| Reasoning::new(generation)).collect();
+    let mut reasoning = vec![String::new(); n];
     let mut texts = vec![String::new(); n];
     let mut logprobs: Vec<Vec<TokenLogprob>> = vec![Vec::new(); n];
     let mut reasons: Vec<Option<FinishReason>> = vec![None; n];
@@ -122,8 +156,14 @@ pub(crate) async fn gather(generation: &mut Generation) -> Result<Collected, Api
                 text,
                 logprobs: l,
             } => {
-                texts[choice as usize].push_str(&text);
-                logprobs[choice as usize].extend(l);
+                let i = choice as usize;
+                let split = splitters[i].push(&text);
+                reasoning[i].push_str(&split.reasoning);
+                // Tokens of a reasoning block are not reported.
+                if !split.content.is_empty() {
+                    texts[i].push_str(&split.content);
+                    logprobs[i].extend(l);
+                }
             }
             GenerationEvent::Done {
                 choice,
@@ -131,7 +171,11 @@ pub(crate) async fn gather(generation: &mut Generation) -> Result<Collected, Api
                 completion_tokens,
                 cached_tokens,
             } => {
-                reasons[choice as usize] = Some(reason);
+                let i = choice as usize;
+                let split = splitters[i].finish();
+                reasoning[i].push_str(&split.reasoning);
+                texts[i].push_str(&split.content);
+                reasons[i] = Some(reason);
                 usage.add(
                     choice,
                     generation.per_prompt,
@@ -149,8 +193,10 @@ pub(crate) async fn gather(generation: &mut Generation) -> Result<Collected, Api
         .into_iter()
         .zip(logprobs)
         .zip(reasons)
-        .map(|((text, logprobs), reason)| {
-            finish(
+        .zip(reasoning)
+        .map(|(((text, logprobs), reason), reasoning)| Choice {
+            reasoning,
+            ..finish(
                 text,
                 reason.unwrap_or(FinishReason::Stop),
                 logprobs,

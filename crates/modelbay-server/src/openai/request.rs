@@ -112,6 +112,47 @@ pub struct Options {
     pub parallel_tool_calls: Option<bool>,
     /// Accepted for compatibility; nothing is stored (`true` is refused).
     pub store: Option<bool>,
+    /// Further variables for the model's chat template (vLLM's and llama.cpp's field).
+    pub chat_template_kwargs: Option<Value>,
+}
+
+/// Variables a chat template gets from the server, which `chat_template_kwargs` cannot set.
+const RESERVED_TEMPLATE_VARIABLES: &[&str] = &[
+    "messages",
+    "tools",
+    "add_generation_prompt",
+    "bos_token",
+    "eos_token",
+];
+/// Most bytes `chat_template_kwargs` may take as JSON.
+const MAX_TEMPLATE_KWARGS_BYTES: usize = 16 * 1024;
+
+/// `chat_template_kwargs`, validated: an object of at most 16 KiB that sets none of the
+/// variables the server sets.
+fn template_kwargs(given: Option<Value>) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let Some(given) = given.filter(|v| !v.is_null()) else {
+        return Ok(serde_json::Map::new());
+    };
+    let Value::Object(map) = given else {
+        return Err(ApiError::invalid(
+            "'chat_template_kwargs' must be an object of template variables",
+        ));
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| RESERVED_TEMPLATE_VARIABLES.contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "'chat_template_kwargs' cannot set '{key}': the server sets it"
+        )));
+    }
+    if Value::Object(map.clone()).to_string().len() > MAX_TEMPLATE_KWARGS_BYTES {
+        return Err(ApiError::invalid(format!(
+            "'chat_template_kwargs' is over {} KiB",
+            MAX_TEMPLATE_KWARGS_BYTES / 1024
+        )));
+    }
+    Ok(map)
 }
 
 /// The most a logit bias may move a logit (OpenAI's range); -100 bans the token.
@@ -240,6 +281,12 @@ impl Options {
                 "'tools' needs a conversation; use /v1/chat/completions",
             ));
         }
+        let template_kwargs = template_kwargs(self.chat_template_kwargs.clone())?;
+        if endpoint == Endpoint::Completion && !template_kwargs.is_empty() {
+            return Err(ApiError::invalid(
+                "'chat_template_kwargs' needs a conversation; use /v1/chat/completions",
+            ));
+        }
         let n = self.n.unwrap_or(1);
         if !(1..=MAX_N).contains(&n) {
             return Err(ApiError::invalid(format!(
@@ -274,6 +321,7 @@ impl Options {
             parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
             response_format,
             logprobs,
+            template_kwargs,
             ..GenerationRequest::new(prompts)
         })
     }

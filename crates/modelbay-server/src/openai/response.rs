@@ -10,7 +10,7 @@ use modelbay_core::generation::{GenerationEvent, TokenLogprob};
 use modelbay_runtime::Generation;
 use serde_json::{json, Value};
 
-use super::collect::{self, Choice, Holder, Usage};
+use super::collect::{self, Choice, Holder, Reasoning, Usage};
 use crate::error::ApiError;
 
 /// Which endpoint a response is for.
@@ -114,6 +114,9 @@ pub async fn collect(envelope: &Envelope, mut generation: Generation) -> Result<
                         "content": choice.content,
                         "refusal": null,
                     });
+                    if !choice.reasoning.is_empty() {
+                        message["reasoning_content"] = json!(choice.reasoning);
+                    }
                     if !choice.tool_calls.is_empty() {
                         message["tool_calls"] = calls_json(choice);
                         if choice.content.is_empty() {
@@ -152,6 +155,8 @@ struct Streamer {
     opened: Vec<bool>,
     /// Per choice, with tools offered: text held back as a possible call.
     holders: Vec<Holder>,
+    /// Per choice: its reasoning split from its answer.
+    reasoning: Vec<Reasoning>,
     /// Per choice: log-probabilities of text not sent yet, and bytes of text sent.
     pending_logprobs: Vec<Vec<TokenLogprob>>,
     sent_bytes: Vec<usize>,
@@ -198,6 +203,25 @@ impl Streamer {
         self.ready.push_back(chunk);
     }
 
+    /// Reasoning goes out at once, as `delta.reasoning_content`.
+    fn send_reasoning(&mut self, choice: u32, reasoning: &str) {
+        if !reasoning.is_empty() {
+            let delta = json!({ "reasoning_content": reasoning });
+            self.push_choice(choice, None, delta, None);
+        }
+    }
+
+    /// Answer text goes out unless it may be the start of a tool call.
+    fn send_content(&mut self, choice: u32, text: String) {
+        let send = match &self.generation.tool_parsing {
+            Some(tools) => self.holders[choice as usize].push(&text, tools),
+            None => Some(text),
+        };
+        if let Some(text) = send.filter(|t| !t.is_empty()) {
+            self.push_choice(choice, Some(&text), json!({}), None);
+        }
+    }
+
     fn handle(&mut self, event: GenerationEvent) {
         match event {
             GenerationEvent::Text {
@@ -205,13 +229,12 @@ impl Streamer {
                 text,
                 logprobs,
             } => {
-                self.pending_logprobs[choice as usize].extend(logprobs);
-                let send = match &self.generation.tool_parsing {
-                    Some(tools) => self.holders[choice as usize].push(&text, tools),
-                    None => Some(text),
-                };
-                if let Some(text) = send.filter(|t| !t.is_empty()) {
-                    self.push_choice(choice, Some(&text), json!({}), None);
+                let split = self.reasoning[choice as usize].push(&text);
+                self.send_reasoning(choice, &split.reasoning);
+                // Tokens of a reasoning block are not reported.
+                if !split.content.is_empty() {
+                    self.pending_logprobs[choice as usize].extend(logprobs);
+                    self.send_content(choice, split.content);
                 }
             }
             GenerationEvent::Done {
@@ -221,6 +244,11 @@ impl Streamer {
                 cached_tokens,
             } => {
                 let i = choice as usize;
+                let split = self.reasoning[i].finish();
+                self.send_reasoning(choice, &split.reasoning);
+                if !split.content.is_empty() {
+                    self.send_content(choice, split.content);
+                }
                 let mut finish_reason = reason.as_str();
                 if let Some(tools) = self.generation.tool_parsing.clone() {
                     let (rest, finished) =
@@ -289,6 +317,7 @@ pub fn stream(
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let n = generation.choices as usize;
+    let reasoning = (0..n).map(|_| Reasoning::new(&generation)).collect();
     let streamer = Streamer {
         envelope,
         generation,
@@ -296,6 +325,7 @@ pub fn stream(
         ready: VecDeque::new(),
         opened: vec![false; n],
         holders: (0..n).map(|_| Holder::default()).collect(),
+        reasoning,
         pending_logprobs: vec![Vec::new(); n],
         sent_bytes: vec![0; n],
         remaining: n,

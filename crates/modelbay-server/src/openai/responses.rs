@@ -15,7 +15,7 @@ use modelbay_runtime::{Generation, GenerationRequest, Prompt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::collect::{self, Choice, Holder, Usage};
+use super::collect::{self, Choice, Holder, Reasoning, Usage};
 use crate::error::ApiError;
 
 /// Most input items one request may hold.
@@ -94,9 +94,7 @@ impl ResponsesRequest {
             None => None,
             Some(f) => match f.get("type").and_then(Value::as_str) {
                 Some("text") => None,
-                Some("json_object") => {
-                    Some(OutputConstraint::JsonSchema(json!({ "type": "object" })))
-                }
+                Some("json_object") => Some(OutputConstraint::json(&json!({ "type": "object" }))),
                 // The Responses API puts name, schema and strict beside the type.
                 Some("json_schema") => Some(super::tools::schema_constraint("text.format", f)?),
                 _ => {
@@ -285,6 +283,7 @@ fn input_messages(input: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
 pub struct Ids {
     pub response: String,
     pub message: String,
+    pub reasoning: String,
     pub created: u64,
 }
 
@@ -294,6 +293,7 @@ impl Ids {
         Self {
             response: format!("resp_{}", id()),
             message: format!("msg_{}", id()),
+            reasoning: format!("rs_{}", id()),
             created: super::response::now(),
         }
     }
@@ -306,6 +306,17 @@ fn message_item(ids: &Ids, text: &str, status: &str, logprobs: Value) -> Value {
         json!([{ "type": "output_text", "text": text, "annotations": [], "logprobs": logprobs }])
     };
     json!({ "type": "message", "id": ids.message, "status": status, "role": "assistant",
+            "content": content })
+}
+
+/// A reasoning model's `<think>` text, as a `reasoning` item with `reasoning_text` content.
+fn reasoning_item(ids: &Ids, text: &str, status: &str) -> Value {
+    let content = if status == "in_progress" {
+        json!([])
+    } else {
+        json!([{ "type": "reasoning_text", "text": text }])
+    };
+    json!({ "type": "reasoning", "id": ids.reasoning, "status": status, "summary": [],
             "content": content })
 }
 
@@ -353,9 +364,13 @@ fn logprobs_json(choice: &Choice) -> Value {
     collect::chat_logprobs(&choice.logprobs)["content"].clone()
 }
 
-/// The output items of a finished choice: its text as a message (if any), then its calls.
+/// The output items of a finished choice: its reasoning (if any), its text as a message (if
+/// any), then its calls.
 fn output_items(ids: &Ids, choice: &Choice) -> Vec<Value> {
     let mut output = Vec::new();
+    if !choice.reasoning.is_empty() {
+        output.push(reasoning_item(ids, &choice.reasoning, "completed"));
+    }
     if !choice.content.is_empty() || choice.tool_calls.is_empty() {
         output.push(message_item(
             ids,
@@ -405,8 +420,13 @@ struct Streamer {
     ready: VecDeque<Event>,
     sequence: u64,
     holder: Holder,
-    /// The message item is open (its text streams as deltas).
+    reasoning: Reasoning,
+    /// The reasoning item is open (its text streams as deltas).
+    reasoning_open: bool,
+    reasoning_text: String,
+    /// The message item is open (its text streams as deltas), at this output index.
     message_open: bool,
+    message_index: usize,
     text: String,
     output: Vec<Value>,
     done: bool,
@@ -421,19 +441,71 @@ impl Streamer {
             .push_back(Event::default().event(kind).data(data.to_string()));
     }
 
+    fn reasoning_delta(&mut self, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        if !self.reasoning_open {
+            self.reasoning_open = true;
+            let item = reasoning_item(&self.ids, "", "in_progress");
+            self.emit(
+                "response.output_item.added",
+                json!({ "output_index": 0, "item": item }),
+            );
+        }
+        self.reasoning_text.push_str(delta);
+        self.emit(
+            "response.reasoning_text.delta",
+            json!({ "item_id": self.ids.reasoning, "output_index": 0, "content_index": 0,
+                    "delta": delta }),
+        );
+    }
+
+    fn close_reasoning(&mut self) {
+        if !std::mem::take(&mut self.reasoning_open) {
+            return;
+        }
+        let text = std::mem::take(&mut self.reasoning_text);
+        self.emit(
+            "response.reasoning_text.done",
+            json!({ "item_id": self.ids.reasoning, "output_index": 0, "content_index": 0,
+                    "text": text }),
+        );
+        let item = reasoning_item(&self.ids, &text, "completed");
+        self.emit(
+            "response.output_item.done",
+            json!({ "output_index": 0, "item": item }),
+        );
+        self.output.push(item);
+    }
+
+    /// The answer's text, unless it may be the start of a tool call.
+    fn content(&mut self, text: String) {
+        let send = match &self.generation.tool_parsing {
+            Some(tools) => self.holder.push(&text, tools),
+            None => Some(text),
+        };
+        if let Some(text) = send.filter(|t| !t.is_empty()) {
+            self.text_delta(&text);
+        }
+    }
+
     fn open_message(&mut self) {
         if self.message_open {
             return;
         }
+        self.close_reasoning();
         self.message_open = true;
+        self.message_index = self.output.len();
         let item = message_item(&self.ids, "", "in_progress", json!([]));
         self.emit(
             "response.output_item.added",
-            json!({ "output_index": 0, "item": item }),
+            json!({ "output_index": self.message_index, "item": item }),
         );
         self.emit(
             "response.content_part.added",
-            json!({ "item_id": self.ids.message, "output_index": 0, "content_index": 0,
+            json!({ "item_id": self.ids.message, "output_index": self.message_index,
+                    "content_index": 0,
                     "part": { "type": "output_text", "text": "", "annotations": [] } }),
         );
     }
@@ -443,32 +515,34 @@ impl Streamer {
         self.text.push_str(delta);
         self.emit(
             "response.output_text.delta",
-            json!({ "item_id": self.ids.message, "output_index": 0, "content_index": 0,
-                    "delta": delta, "logprobs": [] }),
+            json!({ "item_id": self.ids.message, "output_index": self.message_index,
+                    "content_index": 0, "delta": delta, "logprobs": [] }),
         );
     }
 
     fn close_message(&mut self) {
+        self.close_reasoning();
         if !self.message_open {
             return;
         }
+        let index = self.message_index;
         let text = self.text.clone();
         let part =
             json!({ "type": "output_text", "text": text, "annotations": [], "logprobs": [] });
         self.emit(
             "response.output_text.done",
-            json!({ "item_id": self.ids.message, "output_index": 0, "content_index": 0,
+            json!({ "item_id": self.ids.message, "output_index": index, "content_index": 0,
                     "text": text, "logprobs": [] }),
         );
         self.emit(
             "response.content_part.done",
-            json!({ "item_id": self.ids.message, "output_index": 0, "content_index": 0,
+            json!({ "item_id": self.ids.message, "output_index": index, "content_index": 0,
                     "part": part }),
         );
         let item = message_item(&self.ids, &text, "completed", json!([]));
         self.emit(
             "response.output_item.done",
-            json!({ "output_index": 0, "item": item }),
+            json!({ "output_index": index, "item": item }),
         );
         self.output.push(item);
     }
@@ -476,12 +550,10 @@ impl Streamer {
     fn handle(&mut self, event: GenerationEvent) {
         match event {
             GenerationEvent::Text { text, .. } => {
-                let send = match &self.generation.tool_parsing {
-                    Some(tools) => self.holder.push(&text, tools),
-                    None => Some(text),
-                };
-                if let Some(text) = send.filter(|t| !t.is_empty()) {
-                    self.text_delta(&text);
+                let split = self.reasoning.push(&text);
+                self.reasoning_delta(&split.reasoning);
+                if !split.content.is_empty() {
+                    self.content(split.content);
                 }
             }
             GenerationEvent::Done {
@@ -490,6 +562,11 @@ impl Streamer {
                 cached_tokens,
                 ..
             } => {
+                let split = self.reasoning.finish();
+                self.reasoning_delta(&split.reasoning);
+                if !split.content.is_empty() {
+                    self.content(split.content);
+                }
                 let choice = match self.generation.tool_parsing.clone() {
                     Some(tools) => {
                         let (rest, choice) =
@@ -571,6 +648,7 @@ pub fn stream(
     echo: Echo,
     generation: Generation,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    let reasoning = Reasoning::new(&generation);
     let mut streamer = Streamer {
         ids,
         echo,
@@ -578,7 +656,11 @@ pub fn stream(
         ready: VecDeque::new(),
         sequence: 0,
         holder: Holder::default(),
+        reasoning,
+        reasoning_open: false,
+        reasoning_text: String::new(),
         message_open: false,
+        message_index: 0,
         text: String::new(),
         output: Vec::new(),
         done: false,

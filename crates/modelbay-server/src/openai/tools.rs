@@ -190,9 +190,7 @@ pub(crate) fn response_format(given: Option<&Value>) -> Result<Option<OutputCons
     };
     match format.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(OutputConstraint::JsonSchema(
-            json!({"type": "object"}),
-        ))),
+        Some("json_object") => Ok(Some(OutputConstraint::json(&json!({"type": "object"})))),
         Some("json_schema") => {
             let spec = format.get("json_schema").unwrap_or(&Value::Null);
             schema_constraint("response_format.json_schema", spec).map(Some)
@@ -206,11 +204,11 @@ pub(crate) fn response_format(given: Option<&Value>) -> Result<Option<OutputCons
 /// A `{name, schema, strict}` object as the output's JSON Schema.
 pub(crate) fn schema_constraint(at: &str, spec: &Value) -> Result<OutputConstraint, ApiError> {
     match spec.get("schema") {
-        Some(schema @ Value::Object(_)) => Ok(OutputConstraint::JsonSchema(schema.clone())),
+        Some(schema @ Value::Object(_)) => Ok(OutputConstraint::json(schema)),
         // A schema of `true` (or none at all) allows any JSON value; keep it an object, as
         // OpenAI's structured outputs always are.
         None | Some(Value::Bool(true)) if spec.is_object() => {
-            Ok(OutputConstraint::JsonSchema(json!({"type": "object"})))
+            Ok(OutputConstraint::json(&json!({"type": "object"})))
         }
         _ => Err(ApiError::invalid(format!(
             "'{at}.schema' must be a JSON Schema object"
