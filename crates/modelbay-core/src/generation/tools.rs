@@ -211,8 +211,11 @@ impl ToolFormat {
                         Some(end) => (&body[..end], &body[end + "</tool_call>".len()..]),
                         None => (body, ""),
                     };
+                    let cut_off = after.is_empty() && !body.contains("</tool_call>");
                     match call_from(inner.trim(), "arguments", &known) {
                         Some(call) => calls.push(call),
+                        // A last call cut off at max_tokens after complete ones is dropped.
+                        None if cut_off && !calls.is_empty() => {}
                         None => content.push_str(&rest[start..rest.len() - after.len()]),
                     }
                     rest = after;
@@ -238,7 +241,7 @@ impl ToolFormat {
                     .strip_prefix("[TOOL_CALLS]")
                     .unwrap_or(trimmed)
                     .trim();
-                match list_from(body, &known) {
+                match list_from(body, &known).or_else(|| complete_calls(body, &known)) {
                     Some(list) if body.starts_with('[') => {
                         calls = list;
                         String::new()
@@ -258,9 +261,19 @@ impl ToolFormat {
                     (None, Some(Value::String(response))) => response.clone(),
                     _ => text.to_owned(),
                 },
-                _ => text.to_owned(),
+                // Cut off (at max_tokens) inside the list: the calls written in full.
+                _ => match truncated_generic_list(text).and_then(|l| complete_calls(l, &known)) {
+                    Some(list) => {
+                        calls = list;
+                        String::new()
+                    }
+                    None => text.to_owned(),
+                },
             },
         };
+        // The same call twice in one answer (a small model repeating itself) is made once.
+        let mut seen = std::collections::HashSet::new();
+        calls.retain(|c| seen.insert((c.name.clone(), c.arguments.clone())));
         (content.trim().to_owned(), calls)
     }
 
@@ -330,6 +343,34 @@ fn list_from(body: &str, known: &dyn Fn(&str) -> bool) -> Option<Vec<ToolCall>> 
         .map(|item| object_call(item.as_object()?, "arguments", known))
         .collect();
     calls.filter(|c| !c.is_empty())
+}
+
+/// The list in a generic-format answer that ends before its list does:
+/// `{"tool_calls": [` and what follows.
+fn truncated_generic_list(text: &str) -> Option<&str> {
+    let rest = text.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix("\"tool_calls\"")?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    rest.starts_with('[').then_some(rest)
+}
+
+/// The calls written in full at the start of a JSON list whose end was cut off.
+fn complete_calls(list: &str, known: &dyn Fn(&str) -> bool) -> Option<Vec<ToolCall>> {
+    let mut rest = list.trim_start().strip_prefix('[')?;
+    let mut calls = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        if !rest.starts_with('{') {
+            break;
+        }
+        let mut items = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+        let Some(Ok(Value::Object(item))) = items.next() else {
+            break;
+        };
+        calls.push(object_call(&item, "arguments", known)?);
+        rest = &rest[items.byte_offset()..];
+    }
+    (!calls.is_empty()).then_some(calls)
 }
 
 /// The system-turn text that describes tools to a model whose template knows none.
@@ -413,6 +454,36 @@ mod tests {
         );
         assert!(calls.is_empty());
         assert!(text.contains("rm_rf"));
+    }
+
+    #[test]
+    fn an_answer_cut_off_keeps_its_complete_calls_and_repeats_are_made_once() {
+        let t = tools();
+        let paris = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}";
+        let rome = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        let cut = "{\"name\": \"get_weather\", \"argu";
+        let (text, calls) = ToolFormat::Generic.parse_output(
+            &format!("{{\"tool_calls\": [{paris},\n {rome}, {paris}, {cut}"),
+            &t,
+        );
+        let cities: Vec<Value> = calls
+            .iter()
+            .map(|c| serde_json::from_str::<Value>(&c.arguments).unwrap()["city"].clone())
+            .collect();
+        assert_eq!(cities, [json!("Paris"), json!("Rome")]);
+        assert_eq!(text, "");
+        let (_, calls) =
+            ToolFormat::Mistral.parse_output(&format!("[TOOL_CALLS][{rome}, {cut}"), &t);
+        assert_eq!(calls.len(), 1);
+        let (text, calls) = ToolFormat::Hermes.parse_output(
+            &format!("<tool_call>\n{rome}\n</tool_call>\n<tool_call>\n{cut}"),
+            &t,
+        );
+        assert_eq!((text.as_str(), calls.len()), ("", 1));
+        // Nothing complete: the text stays text.
+        let (text, calls) =
+            ToolFormat::Generic.parse_output(&format!("{{\"tool_calls\": [{cut}"), &t);
+        assert!(calls.is_empty() && text.starts_with("{\"tool_calls\""));
     }
 
     #[test]

@@ -72,16 +72,18 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("llm-scheduler".into())
         .spawn(move || {
-            // One KV cache shared by every sequence: llama.cpp then decodes a whole step in one
-            // pass (with a stream per sequence it splits a batch wherever busy slots are not
-            // consecutive). Each sequence stays within its own context: submit and the budget
-            // below enforce it.
+            // A KV stream per sequence: a sequence's attention then runs over its own cells
+            // only, in its own order, so greedy output does not depend on what else is decoding
+            // or on where the prefix cache left other sequences' cells (with one shared cache
+            // the masked cells of others change the summation order, and near-ties flip).
+            // Each sequence stays within its own context: submit and the budget below enforce
+            // it.
             let params = LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(slots.saturating_mul(per_sequence)))
                 .with_n_batch(batch_tokens)
                 .with_n_ubatch(batch_tokens)
                 .with_n_seq_max(slots)
-                .with_kv_unified(true)
+                .with_kv_unified(false)
                 .with_n_threads(threads)
                 .with_n_threads_batch(threads);
             let context = match model.new_context(backend, params) {
