@@ -2,6 +2,10 @@
 //! choices, finding tool calls in a choice's text, holding back streamed text that may be the
 //! start of a call, and OpenAI's shapes for log-probabilities and usage.
 
+use std::{collections::VecDeque, convert::Infallible};
+
+use axum::response::sse::Event;
+use futures::Stream;
 use modelbay_core::generation::{
     FinishReason, GenerationEvent, ReasoningSplitter, Split, TokenLogprob, ToolCall,
 };
@@ -286,4 +290,39 @@ impl Holder {
         };
         (rest, choice)
     }
+}
+
+/// A streamed response's state: the events ready to send, and what turns a generation's
+/// events into more of them.
+pub(crate) trait EventStreamer: Send + 'static {
+    fn generation(&mut self) -> &mut Generation;
+    fn ready(&mut self) -> &mut VecDeque<Event>;
+    /// Nothing more will be sent once `ready` is empty.
+    fn done(&self) -> bool;
+    fn handle(&mut self, event: GenerationEvent);
+}
+
+/// Sends what `streamer` makes ready until it is done. A generation that ends without
+/// finishing is handled as a failure. Dropping the stream (the client went away) drops the
+/// generation, which cancels it.
+pub(crate) fn event_stream<S: EventStreamer>(
+    streamer: S,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(streamer, |mut s| async move {
+        loop {
+            if let Some(event) = s.ready().pop_front() {
+                return Some((Ok(event), s));
+            }
+            if s.done() {
+                return None;
+            }
+            match s.generation().events.recv().await {
+                Some(event) => s.handle(event),
+                None => s.handle(GenerationEvent::Failed {
+                    choice: 0,
+                    message: "the generation ended without finishing every choice".into(),
+                }),
+            }
+        }
+    })
 }

@@ -222,6 +222,54 @@ impl Streamer {
         }
     }
 
+    fn finish(&mut self) {
+        if self.include_usage {
+            let mut body = self.envelope.body(true, Vec::new());
+            body["usage"] = self.usage.chat_json();
+            self.ready
+                .push_back(Event::default().data(body.to_string()));
+        }
+        self.ready.push_back(Event::default().data("[DONE]"));
+        self.done = true;
+    }
+}
+
+/// The response as a stream of SSE events, ending with `data: [DONE]`. Dropping the stream
+/// (the client went away) drops the generation, which cancels it.
+pub fn stream(
+    envelope: Envelope,
+    generation: Generation,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let n = generation.choices as usize;
+    let reasoning = (0..n).map(|_| Reasoning::new(&generation)).collect();
+    let streamer = Streamer {
+        envelope,
+        generation,
+        include_usage,
+        ready: VecDeque::new(),
+        opened: vec![false; n],
+        holders: (0..n).map(|_| Holder::default()).collect(),
+        reasoning,
+        pending_logprobs: vec![Vec::new(); n],
+        sent_bytes: vec![0; n],
+        remaining: n,
+        usage: Usage::default(),
+        done: false,
+    };
+    collect::event_stream(streamer)
+}
+
+impl collect::EventStreamer for Streamer {
+    fn generation(&mut self) -> &mut Generation {
+        &mut self.generation
+    }
+    fn ready(&mut self) -> &mut VecDeque<Event> {
+        &mut self.ready
+    }
+    fn done(&self) -> bool {
+        self.done
+    }
     fn handle(&mut self, event: GenerationEvent) {
         match event {
             GenerationEvent::Text {
@@ -296,59 +344,4 @@ impl Streamer {
             }
         }
     }
-
-    fn finish(&mut self) {
-        if self.include_usage {
-            let mut body = self.envelope.body(true, Vec::new());
-            body["usage"] = self.usage.chat_json();
-            self.ready
-                .push_back(Event::default().data(body.to_string()));
-        }
-        self.ready.push_back(Event::default().data("[DONE]"));
-        self.done = true;
-    }
-}
-
-/// The response as a stream of SSE events, ending with `data: [DONE]`. Dropping the stream
-/// (the client went away) drops the generation, which cancels it.
-pub fn stream(
-    envelope: Envelope,
-    generation: Generation,
-    include_usage: bool,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let n = generation.choices as usize;
-    let reasoning = (0..n).map(|_| Reasoning::new(&generation)).collect();
-    let streamer = Streamer {
-        envelope,
-        generation,
-        include_usage,
-        ready: VecDeque::new(),
-        opened: vec![false; n],
-        holders: (0..n).map(|_| Holder::default()).collect(),
-        reasoning,
-        pending_logprobs: vec![Vec::new(); n],
-        sent_bytes: vec![0; n],
-        remaining: n,
-        usage: Usage::default(),
-        done: false,
-    };
-    futures::stream::unfold(streamer, |mut s| async move {
-        loop {
-            if let Some(event) = s.ready.pop_front() {
-                return Some((Ok(event), s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.generation.events.recv().await {
-                Some(event) => s.handle(event),
-                None => {
-                    s.handle(GenerationEvent::Failed {
-                        choice: 0,
-                        message: "the generation ended without finishing every choice".into(),
-                    });
-                }
-            }
-        }
-    })
 }

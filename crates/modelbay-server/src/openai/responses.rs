@@ -546,7 +546,55 @@ impl Streamer {
         );
         self.output.push(item);
     }
+}
 
+/// The response as `response.*` Server-Sent Events, from `response.created` to
+/// `response.completed` (or `response.incomplete` / `response.failed`).
+pub fn stream(
+    ids: Ids,
+    echo: Echo,
+    generation: Generation,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let reasoning = Reasoning::new(&generation);
+    let mut streamer = Streamer {
+        ids,
+        echo,
+        generation,
+        ready: VecDeque::new(),
+        sequence: 0,
+        holder: Holder::default(),
+        reasoning,
+        reasoning_open: false,
+        reasoning_text: String::new(),
+        message_open: false,
+        message_index: 0,
+        text: String::new(),
+        output: Vec::new(),
+        done: false,
+    };
+    let created = response_object(
+        &streamer.ids,
+        &streamer.echo,
+        "in_progress",
+        Vec::new(),
+        None,
+        false,
+    );
+    streamer.emit("response.created", json!({ "response": created.clone() }));
+    streamer.emit("response.in_progress", json!({ "response": created }));
+    collect::event_stream(streamer)
+}
+
+impl collect::EventStreamer for Streamer {
+    fn generation(&mut self) -> &mut Generation {
+        &mut self.generation
+    }
+    fn ready(&mut self) -> &mut VecDeque<Event> {
+        &mut self.ready
+    }
+    fn done(&self) -> bool {
+        self.done
+    }
     fn handle(&mut self, event: GenerationEvent) {
         match event {
             GenerationEvent::Text { text, .. } => {
@@ -639,57 +687,4 @@ impl Streamer {
             }
         }
     }
-}
-
-/// The response as `response.*` Server-Sent Events, from `response.created` to
-/// `response.completed` (or `response.incomplete` / `response.failed`).
-pub fn stream(
-    ids: Ids,
-    echo: Echo,
-    generation: Generation,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let reasoning = Reasoning::new(&generation);
-    let mut streamer = Streamer {
-        ids,
-        echo,
-        generation,
-        ready: VecDeque::new(),
-        sequence: 0,
-        holder: Holder::default(),
-        reasoning,
-        reasoning_open: false,
-        reasoning_text: String::new(),
-        message_open: false,
-        message_index: 0,
-        text: String::new(),
-        output: Vec::new(),
-        done: false,
-    };
-    let created = response_object(
-        &streamer.ids,
-        &streamer.echo,
-        "in_progress",
-        Vec::new(),
-        None,
-        false,
-    );
-    streamer.emit("response.created", json!({ "response": created.clone() }));
-    streamer.emit("response.in_progress", json!({ "response": created }));
-    futures::stream::unfold(streamer, |mut s| async move {
-        loop {
-            if let Some(event) = s.ready.pop_front() {
-                return Some((Ok(event), s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.generation.events.recv().await {
-                Some(event) => s.handle(event),
-                None => s.handle(GenerationEvent::Failed {
-                    choice: 0,
-                    message: "the generation ended without finishing".into(),
-                }),
-            }
-        }
-    })
 }
