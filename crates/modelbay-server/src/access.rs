@@ -165,4 +165,23 @@ mod tests {
             );
         }
     }
+
+    /// And describes nothing else: every operation in the document is a route of the table.
+    #[test]
+    fn every_route_in_the_openapi_document_exists() {
+        let spec: serde_json::Value =
+            serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+        let table = super::route_table();
+        let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for method in methods.iter().filter(|m| item.get(**m).is_some()) {
+                assert!(
+                    table
+                        .iter()
+                        .any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method)),
+                    "{method} {path} is in assets/openapi.json but not in the router"
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 pub mod access;
 mod auth;
 mod body;
+mod console;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -99,6 +100,7 @@ fn routes() -> access::Routes {
         .merge(versioning_api::routes())
         .merge(monitoring_api::routes())
         .merge(keys_api::routes())
+        .merge(console::routes())
 }
 
 /// The whole HTTP application.

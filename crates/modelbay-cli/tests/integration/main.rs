@@ -5,6 +5,7 @@ mod batching;
 mod cli;
 mod clients;
 mod common;
+mod console;
 mod crash;
 mod drift;
 mod embeddings;

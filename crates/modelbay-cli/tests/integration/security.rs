@@ -120,6 +120,22 @@ async fn every_http_route_answers_every_credential_as_its_rule_says() {
     let keys = keys(&server).await;
     let table = modelbay_server::access::route_table();
     assert!(table.len() > 40, "the route table lists every route");
+    // Only the health probes and the console's files (the page logs in itself) need no key.
+    let open: Vec<&str> = table
+        .iter()
+        .filter(|r| r.access == Access::Open)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        open,
+        [
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/ui",
+            "/ui/",
+            "/ui/{file}"
+        ]
+    );
     let http = client_with_key("");
     let mut checked = 0;
     for rule in &table {
