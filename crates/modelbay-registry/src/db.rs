@@ -69,6 +69,20 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting up to the busy timeout for another writer: a plain
+    /// (deferred) transaction that reads first and writes later cannot wait when another
+    /// connection commits in between, and fails with "database is locked". PostgreSQL's row
+    /// locks need no such thing.
+    pub(crate) async fn begin_write(&self) -> Result<Tx<'static>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+}
+
 /// A path as the percent-encoded part of a `sqlite://` URL.
 impl Db {
     /// Connects to PostgreSQL and brings its schema up to date. Replicas starting together

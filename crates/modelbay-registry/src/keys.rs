@@ -91,7 +91,7 @@ impl MetadataStore {
     }
 
     pub(crate) async fn create_key(&self, new: NewKey, actor: &str) -> Result<KeyRecord> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO api_keys (id, label, role, models, digest, limits, created_at,
                                    created_by, expires_at, client_cert)
@@ -133,7 +133,7 @@ impl MetadataStore {
 
     /// Revokes a key; revoking a revoked key changes nothing and records nothing.
     pub(crate) async fn revoke_key(&self, id: &str, actor: &str) -> Result<KeyRecord> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let before = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)

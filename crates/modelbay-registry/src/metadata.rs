@@ -49,7 +49,7 @@ impl MetadataStore {
         new: NewVersion,
     ) -> Result<VersionRecord> {
         let now = Utc::now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO models (name, last_version, created_at, updated_at) VALUES ($1, 1, $2, $2) \
              ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + 1, updated_at = $2 \

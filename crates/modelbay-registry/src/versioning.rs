@@ -17,7 +17,7 @@ use crate::{
 /// takes the write lock at once and concurrent writers wait instead of failing; it also tells us
 /// whether the model exists.
 pub(crate) async fn begin_write<'a>(store: &'a MetadataStore, model: &ModelName) -> Result<Tx<'a>> {
-    let mut tx = store.db.pool.begin().await?;
+    let mut tx = store.db.begin_write().await?;
     let touched = sqlx::query("UPDATE models SET updated_at = $1 WHERE name = $2")
         .bind(time(Utc::now()))
         .bind(model.as_str())
@@ -276,7 +276,7 @@ impl MetadataStore {
         &self,
         model: &ModelName,
     ) -> Result<Option<RoutingSnapshot>> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT name FROM models WHERE name = $1")
             .bind(model.as_str())
             .fetch_optional(&mut *tx)

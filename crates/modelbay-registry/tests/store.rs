@@ -168,7 +168,69 @@ both_backends!(
     a_follower_reading_by_sequence_number_misses_no_event,
     keys_settings_and_reference_data_round_trip,
     deleting_a_version_keeps_a_blob_another_version_shares,
+    writes_that_read_first_survive_a_concurrent_writer,
 );
+
+/// A write transaction that reads before it writes (a key's revocation, an alias move) must
+/// wait for a concurrent writer (the replica's heartbeat), not fail: on SQLite a deferred
+/// transaction that upgrades from reading to writing after another connection committed gets
+/// "database is locked" at once, whatever the busy timeout.
+async fn writes_that_read_first_survive_a_concurrent_writer(mut fx: Fixture) {
+    let registry = fx.replica().await;
+    let beating = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let now = chrono::Utc::now();
+                registry
+                    .heartbeat(&modelbay_registry::ReplicaRecord {
+                        id: "r1".into(),
+                        address: "127.0.0.1:1".into(),
+                        binary_version: "test".into(),
+                        started_at: now,
+                        heartbeat_at: now,
+                        last_event: i,
+                        ready: true,
+                        loaded: Vec::new(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let writes = (0..24).map(|i| {
+        let registry = registry.clone();
+        async move {
+            let id = format!("k{i}");
+            registry
+                .create_key(
+                    modelbay_registry::NewKey {
+                        id: id.clone(),
+                        label: "concurrent".into(),
+                        role: modelbay_core::Role::Viewer,
+                        models: Vec::new(),
+                        digest: format!("{i:064x}"),
+                        limits: Default::default(),
+                        expires_at: None,
+                        client_cert: None,
+                    },
+                    "admin",
+                )
+                .await?;
+            registry.revoke_key(&id, "admin").await
+        }
+    });
+    for result in futures::future::join_all(writes).await {
+        result.unwrap();
+    }
+    beating.await.unwrap();
+    assert!(registry
+        .keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.revoked_at.is_some()));
+}
 
 async fn first_version_is_production_and_later_ones_are_not(mut fx: Fixture) {
     let registry = fx.replica().await;
