@@ -65,6 +65,7 @@ const infer = (rows, headers = {}) =>
   }).then(async (r) => (check(r.ok, `infer: ${r.status}`), r.headers.get("x-modelbay-model-version")));
 
 let browser;
+let lastPage = null;
 const failures = [];
 try {
   // Two versions of a tabular model (v1 serves), the chat model, reference data for v1.
@@ -88,6 +89,7 @@ try {
     page.on("console", (m) => m.type() === "error" && !allowed(m.text()) && failures.push(`${name}: console error: ${m.text()}`));
     page.on("pageerror", (e) => failures.push(`${name}: page error: ${e.message}`));
     page.setDefaultTimeout(20000);
+    lastPage = page;
     return page;
   };
   const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
@@ -111,11 +113,12 @@ try {
   await shot(page, "01-models");
 
   step("promote v2, see it served; roll back, see v1 served");
+  let probes = 0;
   const served = async () => {
     await page.click("[data-testid=probe] button");
-    await page.waitForSelector("[data-testid=served]");
+    probes += 1;
+    await page.waitForSelector(`[data-testid=served][data-run='${probes}']`);
     const versions = await page.$$eval("[data-served-version]", (els) => els.map((e) => e.dataset.servedVersion));
-    await page.evaluate(() => document.querySelector("[data-testid=served]")?.remove());
     return versions.join(",");
   };
   await page.click("a[href='#/models/bc']");
@@ -140,7 +143,7 @@ try {
   await page.waitForFunction(() => document.querySelector("[data-testid=policy]")?.textContent.includes("2 × 100"));
   check((await served()) === "2", "the split sends every request to v2");
   await page.click("[data-testid=shadow] button:has-text('Refresh')");
-  await page.waitForFunction(() => /\b20 requests copied to 1\b/.test(document.querySelector("[data-testid=shadow]")?.textContent ?? ""));
+  await page.waitForSelector("[data-testid=shadow][data-requests='20']");
   const events = await page.$$eval("[data-testid=audit] tr[data-kind]", (rows) => rows.map((r) => r.dataset.kind));
   check(events.includes("policy.set") && events.includes("alias.rollback") && events.includes("alias.set"), `the audit trail: ${events}`);
   await shot(page, "03-split");
@@ -237,6 +240,7 @@ try {
   await shot(other, "09-expired");
 } catch (e) {
   failures.push(e.stack ?? String(e));
+  await lastPage?.screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
 } finally {
   await browser?.close();
   server.proc.kill("SIGTERM");

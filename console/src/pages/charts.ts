@@ -150,7 +150,14 @@ function Chart({ spec, model, scrapes, labels }: { spec: ChartSpec; model: strin
       }
     });
     plot.current = new uPlot(
-      { width: 460, height: 200, series: lines, axes: [{}, { label: spec.unit, size: 60 }], scales: { x: { time: true } } },
+      {
+        width: 460,
+        height: 200,
+        series: lines,
+        axes: [{}, { label: spec.unit, size: 60 }],
+        // The window the scrapes cover, even while only a few points exist.
+        scales: { x: { time: true, range: (_u, _min, max) => [max - (KEEP * INTERVAL_MS) / 1000, max] } },
+      },
       data,
       box.current,
     );

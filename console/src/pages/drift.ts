@@ -17,9 +17,9 @@ function DriftTable({ model, version }: { model: ModelData; version: number }) {
     <${Show} loaded=${drift}>
       ${(d: any) => html`<div>
         <p class="muted">
-          ${d.observed_rows} of ${d.window_rows} window rows observed (${d.total_rows} since the window started,
-          ${d.skipped_rows} skipped). A feature is flagged when its PSI is above ${d.threshold} with at least
-          ${d.min_rows} rows.
+          ${`${d.observed_rows} of ${d.window_rows} window rows observed (${d.total_rows} since the window ` +
+          `started, ${d.skipped_rows} skipped). A feature is flagged when its PSI is above ${d.threshold} ` +
+          `with at least ${d.min_rows} rows.`}
         </p>
         <table data-testid="drift">
           <thead><tr><th>Feature</th><th>PSI</th><th></th><th>Reference mean</th><th>Live mean</th></tr></thead>
@@ -111,8 +111,7 @@ function Explain({ model, version }: { model: ModelData; version: VersionRecord 
           ${outputs.map((o: any, i: number) => html`<option value=${i}>${o.output}[${o.index}]</option>`)}
         </select>
       </label>
-      <p>value ${fmt(chosen.value, 4)} = base ${fmt(chosen.base_value, 4)} + Σ attributions
-        <span class="muted">(KernelSHAP, ${result.coalitions} coalitions${result.exact ? ", exact" : ""}, ${result.background_rows} background rows)</span></p>
+      <p>${`value ${fmt(chosen.value, 4)} = base ${fmt(chosen.base_value, 4)} + Σ attributions `}<span class="muted">(KernelSHAP, ${result.coalitions} coalitions${result.exact ? ", exact" : ""}, ${result.background_rows} background rows)</span></p>
       <${Bars} features=${result.features} attributions=${chosen.attributions} />
     </div>`}
   </div>`;

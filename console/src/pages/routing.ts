@@ -5,7 +5,7 @@
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { allows, enc, getJson, send, sendJson, type Whoami } from "../api";
-import { asApiError, ConfirmButton, ErrorBox, Show, useLoad } from "../ui";
+import { asApiError, ConfirmButton, ErrorBox, fmt, Show, useLoad } from "../ui";
 import type { ModelData } from "./model";
 import { exampleRequest } from "./tensors";
 import type { ApiError } from "../api";
@@ -25,6 +25,7 @@ function Probe({ model }: { model: ModelData }) {
   const [counts, setCounts] = useState<Record<string, number> | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
+  const [runs, setRuns] = useState(0);
   const newest = model.versions.filter((v) => !v.archived).pop();
   if (!newest || model.kind !== "tensor") return null;
   const run = async () => {
@@ -40,6 +41,7 @@ function Probe({ model }: { model: ModelData }) {
         await response.body?.cancel();
       }
       setCounts(tally);
+      setRuns((n) => n + 1);
     } catch (e) {
       setError(asApiError(e));
     } finally {
@@ -48,9 +50,9 @@ function Probe({ model }: { model: ModelData }) {
   };
   return html`<div class="probe" data-testid="probe">
     <button onClick=${run} disabled=${busy}>${busy ? "Sending…" : "Send 20 test requests"}</button>
-    <span class="muted">down the default route (they count in the metrics)</span>
+    <span class="muted">down the default route (they count in the metrics and the drift window)</span>
     ${counts &&
-    html`<span class="served" data-testid="served">
+    html`<span class="served" data-testid="served" data-run=${runs}>
       answered by ${Object.entries(counts)
         .sort()
         .map(([v, n]) => html`<span class="tag" data-served-version=${v}>v${v}: ${n}</span>`)}
@@ -149,11 +151,12 @@ function ShadowReport({ model }: { model: ModelData }) {
   return html`<${Show} loaded=${report}>
     ${({ shadow }: any) =>
       shadow &&
-      html`<div class="shadow" data-testid="shadow">
+      html`<div class="shadow" data-testid="shadow" data-requests=${shadow.requests}>
         <h3>Shadow report <button onClick=${report.reload}>Refresh</button></h3>
-        <p>${shadow.requests} requests copied to ${shadow.target}, ${shadow.errors} errors; mean latency
-          ${shadow.primary_mean_latency_ms?.toFixed?.(2) ?? "—"} ms (primary) vs
-          ${shadow.shadow_mean_latency_ms?.toFixed?.(2) ?? "—"} ms (shadow)</p>
+        <p>
+          ${`${shadow.requests} requests copied to ${shadow.target}, ${shadow.errors} errors; mean latency `}
+          ${`${fmt(shadow.primary_mean_latency_ms)} ms (primary) vs ${fmt(shadow.shadow_mean_latency_ms)} ms (shadow)`}
+        </p>
         <table>
           <thead><tr><th>Output</th><th>Agreement</th><th>Mean max |diff|</th></tr></thead>
           <tbody>
