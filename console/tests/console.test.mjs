@@ -183,7 +183,7 @@ try {
   step("chat streams text");
   await page.click("a[href='#/playground']");
   await page.waitForSelector("[data-testid=chat]");
-  await page.fill("input[name=message]", "What is the capital of France?");
+  await page.fill("input[name=message]", "Write a short story about a lighthouse keeper.");
   await page.click("[data-testid=chat] button[type=submit]");
   const lengths = new Set();
   const chatDeadline = Date.now() + 60000;
