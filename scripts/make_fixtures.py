@@ -39,7 +39,11 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
@@ -498,6 +502,93 @@ def bf16_identity() -> None:
     (FIXTURES / "bf16_identity.expected.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+# --------------------------------------------------------------------------
+# Scenario examples (examples/): a retrained credit model, education, transport
+# --------------------------------------------------------------------------
+
+
+def islp_csv(name: str) -> pd.DataFrame:
+    whl = pip_download("ISLP", "[Ii][Ss][Ll][Pp]-*.whl", "--only-binary=:all:")
+    with zipfile.ZipFile(whl) as z:
+        return pd.read_csv(io.BytesIO(z.read(f"ISLP/data/{name}.csv")))
+
+
+def credit_default_retrained() -> None:
+    """The finance example's "retrained" model: same data, signature and split as
+    credit_default, but gradient-boosted trees."""
+    print("credit_default_gbc")
+    df = islp_csv("Default")
+    X = np.column_stack(
+        [
+            (df["student"] == "Yes").astype(np.float32),
+            df["balance"].astype(np.float32),
+            df["income"].astype(np.float32),
+        ]
+    ).astype(np.float32)
+    y = (df["default"] == "Yes").astype(np.int64).to_numpy()
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=0.2, random_state=SEED, stratify=y
+    )
+    gbc = GradientBoostingClassifier(random_state=SEED, n_estimators=60, max_depth=2).fit(X_tr, y_tr)
+    itype = [("input", FloatTensorType([None, 3]))]
+    onx = to_onnx(gbc, initial_types=itype, target_opset=TARGET_OPSET, options=no_zipmap(gbc))
+    p = save_model(onx, "credit_default_gbc.onnx",
+                   "ISLP Default: [student(0/1), balance, income] -> default (1=Yes); "
+                   "GradientBoostingClassifier(60 trees, depth 2) (zipmap off)")
+    s = session(p)
+    check_classifier("credit_default_gbc", gbc, s, X_te, {"input": X_te})
+    write_expected("credit_default_gbc", {"input": X_te[:N_EXPECTED]}, s)
+
+
+COLLEGE_FEATURES = ["Private", "Top10perc", "Top25perc", "Outstate", "Room.Board", "PhD",
+                    "S.F.Ratio", "perc.alumni", "Expend"]
+
+
+def college_graduation() -> None:
+    """Education: a college's graduation rate (ISLP College, US News 1995) from its intake,
+    fees, staff and spending."""
+    print("college_graduation")
+    df = islp_csv("College")
+    df["Private"] = (df["Private"] == "Yes").astype(float)
+    X = df[COLLEGE_FEATURES].to_numpy(dtype=np.float32)
+    y = df["Grad.Rate"].clip(upper=100).to_numpy(dtype=np.float64)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=SEED)
+    gbr = GradientBoostingRegressor(random_state=SEED, n_estimators=80, max_depth=3).fit(X_tr, y_tr)
+    itype = [("input", FloatTensorType([None, len(COLLEGE_FEATURES)]))]
+    onx = to_onnx(gbr, initial_types=itype, target_opset=TARGET_OPSET)
+    p = save_model(onx, "college_graduation.onnx",
+                   "ISLP College: [" + ", ".join(COLLEGE_FEATURES) + "] -> graduation rate (%); "
+                   "GradientBoostingRegressor(80 trees)")
+    s = session(p)
+    check_regressor("college_graduation", gbr, s, X_te, {"input": X_te})
+    write_expected("college_graduation", {"input": X_te[:N_EXPECTED]}, s)
+
+
+BIKESHARE_FEATURES = ["hr", "weekday", "workingday", "weather", "temp", "hum", "windspeed"]
+WEATHER_CODES = {"clear": 0, "cloudy/misty": 1, "light rain/snow": 2, "heavy rain/snow": 3}
+
+
+def bikeshare_demand() -> None:
+    """Transport: hourly riders of Washington DC's Capital Bikeshare (ISLP Bikeshare, 2011)
+    from the hour, the day and the weather."""
+    print("bikeshare_demand")
+    df = islp_csv("Bikeshare")
+    df["hr"] = df["hr"].astype(float)
+    df["weather"] = df["weathersit"].map(WEATHER_CODES).astype(float)
+    X = df[BIKESHARE_FEATURES].to_numpy(dtype=np.float32)
+    y = df["bikers"].to_numpy(dtype=np.float64)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=SEED)
+    gbr = GradientBoostingRegressor(random_state=SEED, n_estimators=120, max_depth=4).fit(X_tr, y_tr)
+    itype = [("input", FloatTensorType([None, len(BIKESHARE_FEATURES)]))]
+    onx = to_onnx(gbr, initial_types=itype, target_opset=TARGET_OPSET)
+    p = save_model(onx, "bikeshare_demand.onnx",
+                   "ISLP Bikeshare: [" + ", ".join(BIKESHARE_FEATURES) + "] -> riders per hour; "
+                   "GradientBoostingRegressor(120 trees, depth 4); weather 0 clear .. 3 heavy rain/snow")
+    s = session(p)
+    check_regressor("bikeshare_demand", gbr, s, X_te, {"input": X_te})
+    write_expected("bikeshare_demand", {"input": X_te[:N_EXPECTED]}, s)
+
+
 def main() -> None:
     print(
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, skl2onnx {skl2onnx.__version__}, "
@@ -505,13 +596,14 @@ def main() -> None:
     )
     FIXTURES.mkdir(exist_ok=True)
     (FIXTURES / "invalid").mkdir(exist_ok=True)
-    breast_cancer()
-    breast_cancer_reference()
-    diabetes()
-    credit_default()
-    german_credit()
-    all_types_identity()
-    bf16_identity()
+    makers = [breast_cancer, breast_cancer_reference, diabetes, credit_default, german_credit,
+              all_types_identity, bf16_identity, credit_default_retrained, college_graduation,
+              bikeshare_demand]
+    # `--only NAME ...` makes some fixtures without touching the others.
+    only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else None
+    for make in makers:
+        if only is None or make.__name__ in only:
+            make()
 
     print("summary (as onnxruntime %s reports it):" % ort.__version__)
     for p in sorted(FIXTURES.rglob("*.onnx")):
