@@ -322,12 +322,9 @@ def diabetes() -> None:
 # --------------------------------------------------------------------------
 
 
-def credit_default() -> None:
-    print("credit_default")
-    whl = pip_download("ISLP", "[Ii][Ss][Ll][Pp]-*.whl", "--only-binary=:all:")
-    with zipfile.ZipFile(whl) as z:
-        df = pd.read_csv(io.BytesIO(z.read("ISLP/data/Default.csv")))
-    print(f"  {whl.name}: Default.csv {df.shape}")
+def credit_default_split(df: pd.DataFrame):
+    """ISLP Default as (student 0/1, balance, income) -> default, split 80/20 stratified: the
+    split both credit models are trained on."""
     X = np.column_stack(
         [
             (df["student"] == "Yes").astype(np.float32),
@@ -336,9 +333,16 @@ def credit_default() -> None:
         ]
     ).astype(np.float32)
     y = (df["default"] == "Yes").astype(np.int64).to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=0.2, random_state=SEED, stratify=y
-    )
+    return train_test_split(X, y, test_size=0.2, random_state=SEED, stratify=y)
+
+
+def credit_default() -> None:
+    print("credit_default")
+    whl = pip_download("ISLP", "[Ii][Ss][Ll][Pp]-*.whl", "--only-binary=:all:")
+    with zipfile.ZipFile(whl) as z:
+        df = pd.read_csv(io.BytesIO(z.read("ISLP/data/Default.csv")))
+    print(f"  {whl.name}: Default.csv {df.shape}")
+    X_tr, X_te, y_tr, y_te = credit_default_split(df)
     lr = LogisticRegression(max_iter=1000)
     pipe = Pipeline([("scaler", StandardScaler()), ("clf", lr)]).fit(X_tr, y_tr)
     itype = [("input", FloatTensorType([None, 3]))]
@@ -517,18 +521,7 @@ def credit_default_retrained() -> None:
     """The finance example's "retrained" model: same data, signature and split as
     credit_default, but gradient-boosted trees."""
     print("credit_default_gbc")
-    df = islp_csv("Default")
-    X = np.column_stack(
-        [
-            (df["student"] == "Yes").astype(np.float32),
-            df["balance"].astype(np.float32),
-            df["income"].astype(np.float32),
-        ]
-    ).astype(np.float32)
-    y = (df["default"] == "Yes").astype(np.int64).to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=0.2, random_state=SEED, stratify=y
-    )
+    X_tr, X_te, y_tr, y_te = credit_default_split(islp_csv("Default"))
     gbc = GradientBoostingClassifier(random_state=SEED, n_estimators=60, max_depth=2).fit(X_tr, y_tr)
     itype = [("input", FloatTensorType([None, 3]))]
     onx = to_onnx(gbc, initial_types=itype, target_opset=TARGET_OPSET, options=no_zipmap(gbc))
@@ -538,6 +531,19 @@ def credit_default_retrained() -> None:
     s = session(p)
     check_classifier("credit_default_gbc", gbc, s, X_te, {"input": X_te})
     write_expected("credit_default_gbc", {"input": X_te[:N_EXPECTED]}, s)
+
+
+def credit_default_reference() -> None:
+    """Reference data for the finance example's explanations and drift: 500 of credit_default's
+    training rows, spread evenly over the split, under a header of the feature names."""
+    X_tr, _, _, _ = credit_default_split(islp_csv("Default"))
+    rows = X_tr[:: len(X_tr) // 500][:500]
+    path = FIXTURES / "credit_default.reference.csv"
+    with open(path, "w") as f:
+        f.write("student,balance,income\n")
+        for row in rows:
+            f.write(",".join(str(v) for v in row) + "\n")
+    print(f"  wrote {path.name}: {rows.shape[0]} rows x {rows.shape[1]} features")
 
 
 COLLEGE_FEATURES = ["Private", "Top10perc", "Top25perc", "Outstate", "Room.Board", "PhD",
@@ -597,8 +603,8 @@ def main() -> None:
     FIXTURES.mkdir(exist_ok=True)
     (FIXTURES / "invalid").mkdir(exist_ok=True)
     makers = [breast_cancer, breast_cancer_reference, diabetes, credit_default, german_credit,
-              all_types_identity, bf16_identity, credit_default_retrained, college_graduation,
-              bikeshare_demand]
+              all_types_identity, bf16_identity, credit_default_retrained, credit_default_reference,
+              college_graduation, bikeshare_demand]
     # `--only NAME ...` makes some fixtures without touching the others.
     only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else None
     for make in makers:
