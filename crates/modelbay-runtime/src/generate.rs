@@ -143,7 +143,12 @@ impl Runtime {
         let format = defaults
             .tool_format()
             .unwrap_or_else(|| model.tool_format());
-        let offered = !req.tools.is_empty() && req.tool_choice != ToolChoice::None;
+        // Tools are described to the model (and its output parsed for them) unless it may not
+        // call them; under `none` the generic format still describes them, to hold the answer
+        // to its plain shape (see ToolFormat::constraint), unless a response_format does that.
+        let offered = !req.tools.is_empty()
+            && (req.tool_choice != ToolChoice::None
+                || (format == ToolFormat::Generic && req.response_format.is_none()));
         let tool_constraint = offered
             .then(|| format.constraint(&req.tools, &req.tool_choice, req.parallel_tool_calls))
             .flatten();

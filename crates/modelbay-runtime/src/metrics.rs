@@ -470,9 +470,66 @@ impl Metrics {
     }
 }
 
+/// One registered metric family, whether or not it has a series yet: the name, type and help
+/// text of its `# TYPE` and `# HELP` lines, and its label names. (A family shows in `/metrics`
+/// only once it has a series; this lists them all, e.g. for docs/METRICS.md.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyDescription {
+    pub name: String,
+    /// `counter`, `gauge`, `histogram`, `summary` or `untyped`.
+    pub kind: &'static str,
+    pub help: String,
+    pub labels: Vec<String>,
+}
+
+impl Metrics {
+    /// Every family the registry holds, in registration order (none when disabled).
+    pub fn describe(&self) -> Vec<FamilyDescription> {
+        use prometheus::proto::MetricType;
+        let Some(f) = &self.families else {
+            return Vec::new();
+        };
+        let mut all = Vec::new();
+        for collector in f.collectors() {
+            let kinds: HashMap<String, &'static str> = collector
+                .collect()
+                .iter()
+                .map(|family| {
+                    let kind = match family.get_field_type() {
+                        MetricType::COUNTER => "counter",
+                        MetricType::GAUGE => "gauge",
+                        MetricType::HISTOGRAM => "histogram",
+                        MetricType::SUMMARY => "summary",
+                        MetricType::UNTYPED => "untyped",
+                    };
+                    (family.name().to_owned(), kind)
+                })
+                .collect();
+            for desc in collector.desc() {
+                all.push(FamilyDescription {
+                    name: desc.fq_name.clone(),
+                    kind: kinds.get(&desc.fq_name).copied().unwrap_or("untyped"),
+                    help: desc.help.clone(),
+                    labels: desc.variable_labels.clone(),
+                });
+            }
+        }
+        all
+    }
+}
+
 impl Families {
     fn register_all(&self) {
-        let collectors: Vec<Box<dyn Collector>> = vec![
+        for collector in self.collectors() {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+    }
+
+    /// Every collector of the registry.
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
             Box::new(self.requests.clone()),
             Box::new(self.request_duration.clone()),
             Box::new(self.in_flight.clone()),
@@ -504,12 +561,7 @@ impl Families {
                 std::process::id() as i32,
                 "modelbay",
             )),
-        ];
-        for collector in collectors {
-            self.registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
+        ]
     }
 }
 
@@ -671,6 +723,32 @@ mod tests {
             );
         }
         assert!(text.contains("modelbay_batch_size_count{model=\"m\",version=\"1\"} 1"));
+    }
+
+    #[test]
+    fn describe_lists_every_family_with_its_type_help_and_labels() {
+        let metrics = Metrics::enabled();
+        metrics.model("m", 1).record_batch(2, Duration::ZERO, []);
+        let described = metrics.describe();
+        let requests = described
+            .iter()
+            .find(|d| d.name == "modelbay_requests_total")
+            .unwrap();
+        assert_eq!(requests.kind, "counter");
+        assert_eq!(requests.labels.len(), 6);
+        // Every family the exposition shows is described, with the same help and type.
+        let text = metrics.encode();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut words = line.split_whitespace().skip(2);
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            let d = described.iter().find(|d| d.name == name).unwrap();
+            assert_eq!(d.kind, kind, "{name}");
+            assert!(
+                text.contains(&format!("# HELP {name} {}\n", d.help)),
+                "{name}"
+            );
+        }
+        assert!(Metrics::disabled().describe().is_empty());
     }
 
     #[test]

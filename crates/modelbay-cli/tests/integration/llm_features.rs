@@ -220,6 +220,44 @@ async fn a_tool_result_turn_round_trips() {
     );
 }
 
+#[tokio::test]
+async fn after_a_tool_result_tool_choice_none_answers_in_text() {
+    let server = llm_server(&[]).await;
+    let lookup = json!({"type": "function", "function": {
+        "name": "lookup_order", "description": "Find an order by its number",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                       "required": ["order_id"]}}});
+    let body = json!({
+        "model": "chat",
+        "messages": [
+            {"role": "system", "content": "You are the support assistant of an online shop. \
+                Be brief and friendly. Use the lookup_order tool to answer questions about an order."},
+            {"role": "user", "content": "Hi! Where is my order A1234? I need the tent by Friday."},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "lookup_order", "arguments": "{\"order_id\": \"A1234\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1",
+             "content": "{\"status\": \"shipped\", \"expected\": \"Thursday 10 December\"}"},
+        ],
+        "tools": [lookup],
+        "tool_choice": "none",
+        "temperature": 0,
+    });
+    // The answer is text, never a call written out as JSON (the generic format writes earlier
+    // calls as JSON, which this model imitates at temperature 0), also when cut off.
+    for max_tokens in [80, 6] {
+        let mut body = body.clone();
+        body["max_tokens"] = json!(max_tokens);
+        let (status, answer) = post(&server, "/v1/chat/completions", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        let message = &answer["choices"][0]["message"];
+        let text = message["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(message.get("tool_calls").is_none(), "{answer}");
+        assert!(!text.trim_start().starts_with('{'), "{answer}");
+    }
+}
+
 /// The output of `response_format` `json_schema` with `schema`, parsed.
 async fn structured(server: &TestServer, prompt: &str, schema: Value) -> Value {
     let body = json!({

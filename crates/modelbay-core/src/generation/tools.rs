@@ -124,7 +124,9 @@ impl ToolFormat {
     }
 
     /// The grammar that forces a valid call: always for `required` or a named function, and
-    /// for the generic format under `auto` too (a call or a plain answer, both as JSON).
+    /// for the generic format under `auto` too (a call or a plain answer, both as JSON). Under
+    /// `none` the generic format is held to its plain-answer shape: a model that saw earlier
+    /// calls written as JSON would otherwise write another one as text.
     pub fn constraint(
         self,
         tools: &[Tool],
@@ -132,6 +134,9 @@ impl ToolFormat {
         parallel: bool,
     ) -> Option<OutputConstraint> {
         let allowed: Vec<&Tool> = match choice {
+            ToolChoice::None if self == Self::Generic => {
+                return Some(OutputConstraint::JsonSchema(generic_answer_schema()))
+            }
             ToolChoice::None => return None,
             ToolChoice::Auto if self != Self::Generic => return None,
             ToolChoice::Function(name) => tools.iter().filter(|t| &t.name == name).collect(),
@@ -171,12 +176,9 @@ impl ToolFormat {
                     "additionalProperties": false,
                 });
                 if *choice == ToolChoice::Auto {
-                    OutputConstraint::JsonSchema(json!({ "anyOf": [calls, {
-                        "type": "object",
-                        "properties": { "response": { "type": "string" } },
-                        "required": ["response"],
-                        "additionalProperties": false,
-                    }]}))
+                    OutputConstraint::JsonSchema(
+                        json!({ "anyOf": [calls, generic_answer_schema()]}),
+                    )
                 } else {
                     OutputConstraint::JsonSchema(calls)
                 }
@@ -261,13 +263,14 @@ impl ToolFormat {
                     (None, Some(Value::String(response))) => response.clone(),
                     _ => text.to_owned(),
                 },
-                // Cut off (at max_tokens) inside the list: the calls written in full.
+                // Cut off (at max_tokens) inside the list: the calls written in full; inside a
+                // plain answer: the text written so far.
                 _ => match truncated_generic_list(text).and_then(|l| complete_calls(l, &known)) {
                     Some(list) => {
                         calls = list;
                         String::new()
                     }
-                    None => text.to_owned(),
+                    None => truncated_generic_answer(text).unwrap_or_else(|| text.to_owned()),
                 },
             },
         };
@@ -352,6 +355,32 @@ fn truncated_generic_list(text: &str) -> Option<&str> {
     let rest = rest.strip_prefix("\"tool_calls\"")?.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();
     rest.starts_with('[').then_some(rest)
+}
+
+/// The generic format's plain answer: `{"response": "…"}`.
+fn generic_answer_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": { "response": { "type": "string" } },
+        "required": ["response"],
+        "additionalProperties": false,
+    })
+}
+
+/// The text of a generic `{"response": "…` answer whose end was cut off, unescaped up to the
+/// last character written in full.
+fn truncated_generic_answer(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix("\"response\"")?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let body = rest.strip_prefix('"')?;
+    // A cut inside an escape (`\`, `\u00`) leaves up to 5 characters that do not parse yet;
+    // one after the closing quote leaves the quote.
+    (0..=body.len().min(6)).find_map(|keep_off| {
+        let end = body.len() - keep_off;
+        let head = body.get(..end)?;
+        serde_json::from_str::<String>(&format!("\"{head}\"")).ok()
+    })
 }
 
 /// The calls written in full at the start of a JSON list whose end was cut off.
@@ -492,9 +521,15 @@ mod tests {
         assert!(ToolFormat::Hermes
             .constraint(&t, &ToolChoice::Auto, true)
             .is_none());
-        assert!(ToolFormat::Generic
+        assert!(ToolFormat::Hermes
             .constraint(&t, &ToolChoice::None, true)
             .is_none());
+        match ToolFormat::Generic.constraint(&t, &ToolChoice::None, true) {
+            Some(OutputConstraint::JsonSchema(schema)) => {
+                assert_eq!(schema["required"], json!(["response"]))
+            }
+            other => panic!("{other:?}"),
+        }
         match ToolFormat::Hermes.constraint(&t, &ToolChoice::Required, false) {
             Some(OutputConstraint::Lark(grammar)) => {
                 assert!(grammar.contains("<tool_call>"), "{grammar}");
@@ -508,6 +543,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_cut_off_generic_answer_keeps_its_text() {
+        let t = tools();
+        for (cut, text) in [
+            ("{\"response\": \"It is sunny in Par", "It is sunny in Par"),
+            ("{\"response\":\"line\\nnext\\", "line\nnext"),
+            ("{\"response\": \"caf\\u00", "caf"),
+            ("{\"response\": \"", ""),
+        ] {
+            assert_eq!(
+                ToolFormat::Generic.parse_output(cut, &t),
+                (text.into(), vec![])
+            );
+        }
+        // Not an answer: the text stays as it is.
+        let (text, _) = ToolFormat::Generic.parse_output("{\"other\": \"x", &t);
+        assert_eq!(text, "{\"other\": \"x");
     }
 
     #[test]
