@@ -47,6 +47,8 @@ echo "== openai SDK tools/structured output/Responses, LangChain and the Agents 
 "$VENV/bin/python" tests/openai_frameworks_check.py "$TARGET/debug/modelbay"
 echo "== web console in chromium (playwright-core) against the real server" >&2
 CONSOLE_ARTIFACTS="${CONSOLE_ARTIFACTS:-$TARGET/console-screenshots}" node console/tests/console.test.mjs "$TARGET/debug/modelbay"
+echo "== scenario examples against the real server" >&2
+"$VENV/bin/python" tests/examples_check.py "$TARGET/debug/modelbay"
 echo "== Helm chart: lint, render, validate" >&2
 deploy/check-chart.sh "$VENV"
 echo "== all tests passed" >&2
