@@ -41,7 +41,9 @@ pub use keys::{
     CertificateFingerprint, CreatedKey, KeySpec, Rejection, MIN_SECRET_LEN, SECRET_PREFIX,
 };
 pub use manager::{LoadedModel, RuntimeOptions};
-pub use metrics::{ConnectionGuard, Metrics, Outcome, RequestLabels, Timed, VersionStatistics};
+pub use metrics::{
+    ConnectionGuard, FamilyDescription, Metrics, Outcome, RequestLabels, Timed, VersionStatistics,
+};
 pub use operations::{ModelMetadata, PushRequest, RepositoryEntry, Routed, Runtime};
 pub use routing::{Route, PRODUCTION};
 pub use shadow::{OutputAgreement, ShadowReport};

@@ -7,6 +7,7 @@ mod clients;
 mod common;
 mod console;
 mod crash;
+mod docs;
 mod drift;
 mod embeddings;
 mod explain;
