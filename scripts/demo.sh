@@ -81,6 +81,10 @@ for chunk in client.chat.completions.create(model="chat", stream=True,
     print(chunk.choices[0].delta.content or "", end="", flush=True)
 print()'
 
+Scenario examples (finance, medical, retail, customer service, education, transport), each
+checking its own outcome against this server: see examples/README.md, e.g.
+python3 examples/finance/credit_risk.py
+
 Ctrl-C stops the server.
 MSG
 wait $SERVER
