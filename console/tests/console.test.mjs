@@ -1,12 +1,13 @@
 // The console in a real browser (Debian's chromium, driven by playwright-core) against a real
 // modelbay server prepared here: log in, see the models, promote, roll back and change a split
-// and see the served version change, see a chart move, stream a chat, explain a row, see drift,
-// manage keys, and a consumer key that cannot reach the keys page. Fails on any console error
-// the page did not expect. Screenshots go to $CONSOLE_ARTIFACTS (default console/test-results).
+// and see the served version change, see a chart move, stream a chat, rank texts with an
+// embedding model, infer from the signature's form, explain a row, see drift, manage keys, and
+// a consumer key that cannot reach the keys page. Fails on any console error the page did not
+// expect. Screenshots go to $CONSOLE_ARTIFACTS (default console/test-results).
 //
 //   node tests/console.test.mjs path/to/modelbay
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -75,6 +76,13 @@ try {
   const smollm = process.env.MODELBAY_SMOLLM2;
   check(smollm, "MODELBAY_SMOLLM2 names the chat model (eval \"$(scripts/fetch-models.sh)\")");
   await push("chat", smollm);
+  // The embedding model is a folder: the CLI packs and pushes it.
+  const minilm = process.env.MODELBAY_MINILM_ONNX;
+  check(minilm, "MODELBAY_MINILM_ONNX names the embedding model (eval \"$(scripts/fetch-models.sh)\")");
+  execFileSync(binary, ["push", "minilm", minilm, "--server", server.url], {
+    env: { ...process.env, MODELBAY_API_KEY: server.key },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const consumer = (await api("POST", "/api/v1/keys", { role: "consumer", label: "app" })).secret;
 
   browser = await chromium.launch({
@@ -197,6 +205,27 @@ try {
   check(lengths.size >= 2, `the answer arrived in pieces (${[...lengths]})`);
   await shot(page, "06-chat");
 
+  step("the embeddings tool ranks texts by similarity");
+  await page.goto(`${server.url}/ui/#/playground/minilm`);
+  await page.waitForSelector("[data-testid=similarity]");
+  await page.click("[data-testid=similarity] button.primary");
+  await page.waitForSelector("[data-testid=ranking]");
+  const ranking = await page.$$eval("[data-testid=ranking] tbody tr td:first-child", (cells) => cells.map((c) => c.textContent));
+  check(ranking.length === 4 && ranking[0] === "trail running sneakers", `the closest text comes first (${ranking})`);
+  await shot(page, "07-similarity");
+
+  step("the v2 form built from the signature infers one row");
+  await page.goto(`${server.url}/ui/#/playground/bc`);
+  await page.waitForSelector("[data-testid=tensor-form]");
+  const row = referenceCsv.trim().split("\n")[1].split(",");
+  check(row.length === 30, "a reference row has 30 features");
+  for (const [j, value] of row.entries()) await page.fill(`input[name=input-${j}]`, value);
+  await page.click("[data-testid=tensor-form] button.primary");
+  await page.waitForSelector("[data-testid=infer-result]");
+  const result = await page.textContent("[data-testid=infer-result]");
+  check(/answered by version \d/.test(result) && result.includes("probabilities"), `the answer is shown (${result})`);
+  await shot(page, "08-tensor-form");
+
   step("create a key (secret shown once) and see it listed");
   await page.click("a[href='#/keys']");
   await page.fill("[data-testid=create-key] input[name=label]", "console-made");
@@ -205,7 +234,7 @@ try {
   const secret = await page.textContent("[data-testid=secret]");
   check(secret.startsWith("mbk_"), "the new key's secret is shown");
   await page.waitForSelector("[data-testid=keys] tr[data-label=console-made]");
-  await shot(page, "07-keys");
+  await shot(page, "09-keys");
   step("revoke it");
   await page.click("tr[data-label=console-made] button:has-text('Revoke')");
   await page.click("tr[data-label=console-made] .dialog button:has-text('Confirm')");
@@ -221,7 +250,7 @@ try {
   await consumerPage.goto(`${server.url}/ui/#/keys`);
   await consumerPage.waitForSelector(".error");
   check(!(await consumerPage.isVisible("[data-testid=keys]")), "no key list for a consumer");
-  await shot(consumerPage, "08-consumer-keys");
+  await shot(consumerPage, "10-consumer-keys");
 
   step("a wrong key is refused; an expired key logs the console out");
   const refused = (text) => /status of 401/.test(text);
@@ -237,7 +266,7 @@ try {
   await other.click("button:has-text('Refresh')");
   await other.waitForSelector(".login [role=alert]");
   check((await other.textContent(".login [role=alert]")).includes("Logged out"), "the expired key's session ends visibly");
-  await shot(other, "09-expired");
+  await shot(other, "11-expired");
 } catch (e) {
   failures.push(e.stack ?? String(e));
   await lastPage?.screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
