@@ -98,5 +98,6 @@ messages += [
                      "function": {"name": call["name"], "arguments": call["arguments"]}}]},
     {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)},
 ]
-answer, _ = stream_answer(tools=[LOOKUP_ORDER], tool_choice="none", max_tokens=80)
+answer, pieces = stream_answer(tools=[LOOKUP_ORDER], tool_choice="none", max_tokens=80)
 expect(answer != "" and not answer.startswith("{"), "the answer is text, not another call")
+expect(pieces > 1, f"it streamed in {pieces} pieces")

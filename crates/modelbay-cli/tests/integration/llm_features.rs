@@ -255,6 +255,17 @@ async fn after_a_tool_result_tool_choice_none_answers_in_text() {
             .unwrap_or_else(|| panic!("{answer}"));
         assert!(message.get("tool_calls").is_none(), "{answer}");
         assert!(!text.trim_start().starts_with('{'), "{answer}");
+
+        // Streamed, the same text arrives piece by piece as it is written, not in one piece
+        // at the end.
+        body["stream"] = json!(true);
+        let events = crate::llm::stream(&server, "/v1/chat/completions", &body).await;
+        let pieces = events
+            .iter()
+            .filter(|(_, data)| data.contains("\"content\":\""))
+            .count();
+        assert_eq!(crate::llm::streamed_text(&events, true), text, "{events:?}");
+        assert!(pieces >= 2, "{pieces} content events: {events:?}");
     }
 }
 

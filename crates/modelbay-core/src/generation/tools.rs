@@ -280,6 +280,16 @@ impl ToolFormat {
         (content.trim().to_owned(), calls)
     }
 
+    /// The text of a plain answer being written in the generic format (`{"response": "…`),
+    /// as far as it can be decoded now; `None` for anything else. Lets a stream send the
+    /// answer as it is written instead of holding it to the end.
+    pub fn partial_answer(self, text: &str) -> Option<String> {
+        if self != Self::Generic {
+            return None;
+        }
+        truncated_generic_answer(text)
+    }
+
     /// Whether text streamed so far may be the start of a call, so that it must be held back
     /// rather than sent as content.
     pub fn may_start_call(self, text: &str) -> bool {
@@ -374,9 +384,9 @@ fn truncated_generic_answer(text: &str) -> Option<String> {
     let rest = rest.strip_prefix("\"response\"")?.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();
     let body = rest.strip_prefix('"')?;
-    // A cut inside an escape (`\`, `\u00`) leaves up to 5 characters that do not parse yet;
-    // one after the closing quote leaves the quote.
-    (0..=body.len().min(6)).find_map(|keep_off| {
+    // A cut inside an escape (`\`, `\u00`, a surrogate pair's `\ud83d\ude0`) leaves up to 11
+    // characters that do not parse yet; one after the closing quote leaves the quote.
+    (0..=body.len().min(12)).find_map(|keep_off| {
         let end = body.len() - keep_off;
         let head = body.get(..end)?;
         serde_json::from_str::<String>(&format!("\"{head}\"")).ok()
@@ -553,6 +563,8 @@ mod tests {
             ("{\"response\":\"line\\nnext\\", "line\nnext"),
             ("{\"response\": \"caf\\u00", "caf"),
             ("{\"response\": \"", ""),
+            ("{\"response\": \"ok \\ud83d\\ude0", "ok"),
+            ("{\"response\": \"ok \\ud83d\\ude00\"}", "ok \u{1f600}"),
         ] {
             assert_eq!(
                 ToolFormat::Generic.parse_output(cut, &t),

@@ -256,7 +256,8 @@ pub(crate) fn completion_logprobs(logprobs: &[TokenLogprob], start: usize) -> Va
 }
 
 /// A choice's streamed text while tools may be called: text that cannot start a call goes out
-/// at once; from the first sign of a call it is held until the choice ends.
+/// at once; from the first sign of a call it is held until the choice ends. A plain answer in
+/// the generic format (`{"response": "…"}`) goes out as it is written, unwrapped.
 #[derive(Default)]
 pub(crate) struct Holder {
     held: String,
@@ -264,6 +265,8 @@ pub(crate) struct Holder {
     all: String,
     /// Set once text was held as a possible call: nothing more is sent before the end.
     holding: bool,
+    /// The generic answer's text sent so far, once the output is known to be one.
+    answer_sent: Option<String>,
 }
 
 impl Holder {
@@ -271,6 +274,16 @@ impl Holder {
     pub fn push(&mut self, text: &str, tools: &ToolParsing) -> Option<String> {
         self.all.push_str(text);
         self.held.push_str(text);
+        if !tools.forced && self.all.len() == self.held.len() {
+            if let Some(answer) = tools.format.partial_answer(&self.all) {
+                // The final content is trimmed: whitespace at either end waits for more text.
+                let answer = answer.trim();
+                let sent = self.answer_sent.get_or_insert_with(String::new);
+                let new = answer.strip_prefix(sent.as_str())?.to_owned();
+                sent.push_str(&new);
+                return (!new.is_empty()).then_some(new);
+            }
+        }
         if tools.forced || self.holding || tools.format.may_start_call(&self.held) {
             self.holding |= tools.forced || !self.held.trim().is_empty();
             return None;
@@ -282,11 +295,20 @@ impl Holder {
     pub fn finish(self, reason: FinishReason, tools: &ToolParsing) -> (String, Choice) {
         let sent = self.all.len() - self.held.len();
         let sent_text = self.all[..sent].trim_start().to_owned();
+        let answer_sent = self.answer_sent.clone();
         let choice = finish(self.all, reason, Vec::new(), Some(tools));
         // Content is everything not part of a call; what was sent already is its start.
-        let rest = match choice.content.strip_prefix(sent_text.as_str()) {
-            Some(rest) => rest.to_owned(),
-            None => choice.content.get(sent..).unwrap_or_default().to_owned(),
+        let rest = match (
+            &answer_sent,
+            choice.content.strip_prefix(sent_text.as_str()),
+        ) {
+            (Some(answer), _) => choice
+                .content
+                .strip_prefix(answer.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            (None, Some(rest)) => rest.to_owned(),
+            (None, None) => choice.content.get(sent..).unwrap_or_default().to_owned(),
         };
         (rest, choice)
     }
@@ -325,4 +347,64 @@ pub(crate) fn event_stream<S: EventStreamer>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use modelbay_core::generation::ToolFormat;
+
+    use super::*;
+
+    fn generic() -> ToolParsing {
+        ToolParsing {
+            format: ToolFormat::Generic,
+            tools: Vec::new(),
+            forced: false,
+        }
+    }
+
+    /// Streams `pieces` through a holder; returns what went out as it came, and the rest.
+    fn streamed(pieces: &[&str], tools: &ToolParsing) -> (Vec<String>, String) {
+        let mut holder = Holder::default();
+        let sent: Vec<String> = pieces
+            .iter()
+            .filter_map(|p| holder.push(p, tools))
+            .collect();
+        let (rest, _) = holder.finish(FinishReason::Stop, tools);
+        (sent, rest)
+    }
+
+    #[test]
+    fn a_generic_answer_streams_unwrapped_as_it_is_written() {
+        let pieces = [
+            "{\"",
+            "response",
+            "\": \"",
+            " Your order",
+            " has",
+            " shipped",
+            ". ",
+            "\\n",
+            "\"}",
+        ];
+        let (sent, rest) = streamed(&pieces, &generic());
+        assert_eq!(sent, ["Your order", " has", " shipped", "."]);
+        // Trailing whitespace waited for more text; the answer ended, so it is dropped, as in
+        // the answer that is not streamed.
+        assert_eq!(rest, "");
+    }
+
+    #[test]
+    fn a_generic_answer_cut_inside_an_escape_sends_it_once_complete() {
+        let pieces = ["{\"response\": \"caf", "\\u00", "e9 ok", "\"}"];
+        let (sent, rest) = streamed(&pieces, &generic());
+        assert_eq!(sent.concat() + &rest, "café ok");
+        assert_eq!(sent[0], "caf");
+    }
+
+    #[test]
+    fn a_generic_call_is_held_to_the_end() {
+        let (sent, _) = streamed(&["{\"tool_calls\": [", "]}"], &generic());
+        assert!(sent.is_empty());
+    }
 }
