@@ -278,7 +278,7 @@ impl Metrics {
             auth_failures: counter(
                 "modelbay_auth_failures_total",
                 "Requests refused with 401, by reason (missing, malformed, unknown, revoked, \
-                 expired).",
+                 expired, unknown_certificate).",
                 &["reason"],
             ),
             last_applied_event: IntGauge::new(
