@@ -1,7 +1,7 @@
 // The console in a real browser (Debian's chromium, driven by playwright-core) against a real
 // modelbay server prepared here: log in, see the models, promote, roll back and change a split
-// and see the served version change, see a chart move, stream a chat, rank texts with an
-// embedding model, infer from the signature's form, explain a row, see drift, manage keys, and
+// and see the served version change, see a chart move, stream a chat, call a tool and answer
+// it, rank texts with an embedding model, infer from the signature's form, explain a row, see drift, manage keys, and
 // a consumer key that cannot reach the keys page. Fails on any console error the page did not
 // expect. Screenshots go to $CONSOLE_ARTIFACTS (default console/test-results).
 //
@@ -205,6 +205,33 @@ try {
   check(lengths.size >= 2, `the answer arrived in pieces (${[...lengths]})`);
   await shot(page, "06-chat");
 
+  step("a required tool call is shown, answered with its result, and the model answers in text");
+  await page.click("[data-testid=chat] button:has-text('Clear')");
+  await page.fill("[data-testid=chat] > label textarea", "You are the support assistant of an online shop. Be brief and friendly.");
+  await page.click("[data-testid=chat] details summary");
+  await page.click("button:has-text('Add an order-lookup tool')");
+  await page.selectOption("select[name=tool_choice]", "required");
+  await page.fill("input[name=message]", "Where is my order A1234?");
+  await page.click("[data-testid=chat] button[type=submit]");
+  await page.waitForSelector("[data-testid=tool-call]", { timeout: 60000 });
+  await page.waitForSelector("[data-testid=chat] button[type=submit]:has-text('Send')");
+  await page.waitForFunction(() => document.querySelector("[data-testid=finish]")?.textContent.includes("tool_calls"));
+  const call = await page.textContent("[data-testid=tool-call] code");
+  const args = JSON.parse(call.replace(/^lookup_order\(/, "").replace(/\)$/, ""));
+  check(call.startsWith("lookup_order(") && typeof args.order_id === "string", `the call names the tool with its arguments: ${call}`);
+  const placeholder = await page.getAttribute("input[name=message]", "placeholder");
+  check(placeholder.includes("lookup_order"), `the input asks for the call's result: ${placeholder}`);
+  await page.selectOption("select[name=tool_choice]", "none");
+  await page.fill("input[name=message]", '{"status": "shipped", "carrier": "DHL", "eta": "Friday"}');
+  await page.click("[data-testid=chat] button[type=submit]");
+  await page.waitForSelector("[data-testid=chat] li[data-role=tool]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=finish]")?.textContent.includes("finish reason: stop") || document.querySelector("[data-testid=finish]")?.textContent.includes("length"), null, { timeout: 60000 });
+  const answers = await page.$$eval("[data-testid=chat] li[data-role=assistant] .content", (cells) => cells.map((c) => c.textContent));
+  check(answers.length === 2, `two assistant turns: the call and the answer (${answers.length})`);
+  const answer = answers[1].trim();
+  check(answer.length > 0 && !answer.startsWith("{"), `the model answers the result in text: ${answer}`);
+  await shot(page, "07-chat-tool");
+
   step("the embeddings tool ranks texts by similarity");
   await page.goto(`${server.url}/ui/#/playground/minilm`);
   await page.waitForSelector("[data-testid=similarity]");
@@ -212,7 +239,7 @@ try {
   await page.waitForSelector("[data-testid=ranking]");
   const ranking = await page.$$eval("[data-testid=ranking] tbody tr td:first-child", (cells) => cells.map((c) => c.textContent));
   check(ranking.length === 4 && ranking[0] === "trail running sneakers", `the closest text comes first (${ranking})`);
-  await shot(page, "07-similarity");
+  await shot(page, "08-similarity");
 
   step("the v2 form built from the signature infers one row");
   await page.goto(`${server.url}/ui/#/playground/bc`);
@@ -224,7 +251,7 @@ try {
   await page.waitForSelector("[data-testid=infer-result]");
   const result = await page.textContent("[data-testid=infer-result]");
   check(/answered by version \d/.test(result) && result.includes("probabilities"), `the answer is shown (${result})`);
-  await shot(page, "08-tensor-form");
+  await shot(page, "09-tensor-form");
 
   step("create a key (secret shown once) and see it listed");
   await page.click("a[href='#/keys']");
@@ -234,7 +261,7 @@ try {
   const secret = await page.textContent("[data-testid=secret]");
   check(secret.startsWith("mbk_"), "the new key's secret is shown");
   await page.waitForSelector("[data-testid=keys] tr[data-label=console-made]");
-  await shot(page, "09-keys");
+  await shot(page, "10-keys");
   step("revoke it");
   await page.click("tr[data-label=console-made] button:has-text('Revoke')");
   await page.click("tr[data-label=console-made] .dialog button:has-text('Confirm')");
@@ -250,7 +277,7 @@ try {
   await consumerPage.goto(`${server.url}/ui/#/keys`);
   await consumerPage.waitForSelector(".error");
   check(!(await consumerPage.isVisible("[data-testid=keys]")), "no key list for a consumer");
-  await shot(consumerPage, "10-consumer-keys");
+  await shot(consumerPage, "11-consumer-keys");
 
   step("a wrong key is refused; an expired key logs the console out");
   const refused = (text) => /status of 401/.test(text);
@@ -266,7 +293,7 @@ try {
   await other.click("button:has-text('Refresh')");
   await other.waitForSelector(".login [role=alert]");
   check((await other.textContent(".login [role=alert]")).includes("Logged out"), "the expired key's session ends visibly");
-  await shot(other, "11-expired");
+  await shot(other, "12-expired");
 } catch (e) {
   failures.push(e.stack ?? String(e));
   await lastPage?.screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});

@@ -1,4 +1,4 @@
-// Playgrounds: a streaming chat (tool calls shown) for language models, a similarity tool for
+// Playgrounds: a streaming chat (tool calls shown and answered) for language models, a similarity tool for
 // embedding models and a form built from the signature for v2 tensor models.
 
 import { html } from "htm/preact";
@@ -14,7 +14,22 @@ interface ChatMessage {
   role: string;
   content: string;
   reasoning?: string;
-  tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
+
+interface ToolCall {
+  id: string;
+  type: string;
+  function: { name: string; arguments: string };
+}
+
+/** The calls of the last assistant turn that no tool message has answered yet. */
+function pendingCalls(messages: ChatMessage[]): ToolCall[] {
+  const last = messages.map((m) => m.role).lastIndexOf("assistant");
+  if (last < 0) return [];
+  const answered = new Set(messages.slice(last + 1).map((m) => m.tool_call_id));
+  return (messages[last].tool_calls ?? []).filter((c) => !answered.has(c.id));
 }
 
 const ORDER_TOOL = JSON.stringify(
@@ -37,6 +52,7 @@ function Chat({ model }: { model: string }) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [input, setInput] = useState("");
   const [tools, setTools] = useState("");
+  const [toolChoice, setToolChoice] = useState("auto");
   const [maxTokens, setMaxTokens] = useState("128");
   const [temperature, setTemperature] = useState("");
   const [busy, setBusy] = useState(false);
@@ -44,12 +60,22 @@ function Chat({ model }: { model: string }) {
   const [finish, setFinish] = useState<string | null>(null);
   const abort = useRef<AbortController | null>(null);
 
+  const pending = pendingCalls(messages);
   const sendMessage = async (e: Event) => {
     e.preventDefault();
     if (!input.trim()) return;
-    const history: ChatMessage[] = [...messages, { role: "user", content: input }];
-    setMessages([...history, { role: "assistant", content: "" }]);
+    // While the model waits for tool results, what is typed is the result of the next call;
+    // the conversation goes back to the model once every call has one.
+    const next: ChatMessage = pending.length
+      ? { role: "tool", content: input, tool_call_id: pending[0].id }
+      : { role: "user", content: input };
+    const history: ChatMessage[] = [...messages, next];
     setInput("");
+    if (pending.length > 1) {
+      setMessages(history);
+      return;
+    }
+    setMessages([...history, { role: "assistant", content: "" }]);
     setBusy(true);
     setError(null);
     setFinish(null);
@@ -58,13 +84,21 @@ function Chat({ model }: { model: string }) {
       stream: true,
       messages: [
         ...(system.trim() ? [{ role: "system", content: system }] : []),
-        ...history.map((m) => ({ role: m.role, content: m.content, ...(m.tool_calls ? { tool_calls: m.tool_calls } : {}) })),
+        ...history.map((m) => ({
+          role: m.role,
+          content: m.content,
+          ...(m.tool_calls ? { tool_calls: m.tool_calls } : {}),
+          ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
+        })),
       ],
       max_tokens: Number(maxTokens) || undefined,
     };
     if (temperature.trim()) body.temperature = Number(temperature);
     try {
-      if (tools.trim()) body.tools = JSON.parse(tools);
+      if (tools.trim()) {
+        body.tools = JSON.parse(tools);
+        if (toolChoice !== "auto") body.tool_choice = toolChoice;
+      }
     } catch (err) {
       setError(asApiError(new Error(`the tools are not valid JSON: ${(err as Error).message}`)));
       setBusy(false);
@@ -106,6 +140,14 @@ function Chat({ model }: { model: string }) {
         <label>Max tokens <input type="number" min="1" value=${maxTokens} onInput=${(e: any) => setMaxTokens(e.target.value)} /></label>
         <label>Temperature <input placeholder="model default" value=${temperature} onInput=${(e: any) => setTemperature(e.target.value)} /></label>
         <button onClick=${() => setTools(tools ? "" : ORDER_TOOL)}>${tools ? "Remove tools" : "Add an order-lookup tool"}</button>
+        <label
+          >Tool choice
+          <select name="tool_choice" value=${toolChoice} onChange=${(e: any) => setToolChoice(e.target.value)}>
+            <option value="auto">auto</option>
+            <option value="required">required</option>
+            <option value="none">none</option>
+          </select></label
+        >
       </div>
       <label>Tools (OpenAI JSON) <textarea name="tools" rows="6" value=${tools} onInput=${(e: any) => setTools(e.target.value)} /></label>
     </details>
@@ -113,6 +155,7 @@ function Chat({ model }: { model: string }) {
       ${messages.map(
         (m) => html`<li class=${`message ${m.role}`} data-role=${m.role}>
           <b>${m.role}</b>
+          ${m.tool_call_id && html`<span class="muted"> result of ${callName(messages, m.tool_call_id)}</span>`}
           ${m.reasoning && html`<details class="reasoning"><summary>reasoning</summary>${m.reasoning}</details>`}
           <div class="content">${m.content}</div>
           ${m.tool_calls?.map(
@@ -124,12 +167,23 @@ function Chat({ model }: { model: string }) {
     ${finish && html`<p class="muted" data-testid="finish">finish reason: ${finish}</p>`}
     <${ErrorBox} error=${error} />
     <form class="form-row" onSubmit=${sendMessage}>
-      <input name="message" class="grow" placeholder="Say something…" value=${input} onInput=${(e: any) => setInput(e.target.value)} />
+      <input
+        name="message"
+        class="grow"
+        placeholder=${pending.length ? `The result of ${pending[0].function.name} (e.g. JSON)…` : "Say something…"}
+        value=${input}
+        onInput=${(e: any) => setInput(e.target.value)}
+      />
       <button class="primary" type="submit" disabled=${busy || !input.trim()}>Send</button>
       ${busy && html`<button type="button" onClick=${() => abort.current?.abort()}>Stop</button>`}
       <button type="button" disabled=${busy} onClick=${() => (setMessages([]), setFinish(null))}>Clear</button>
     </form>
   </div>`;
+}
+
+function callName(messages: ChatMessage[], id: string): string {
+  const call = messages.flatMap((m) => m.tool_calls ?? []).find((c) => c.id === id);
+  return call ? call.function.name : id;
 }
 
 async function fetchStream(body: unknown, signal: AbortSignal): Promise<Response> {

@@ -306,41 +306,56 @@ var e,t,n,r,i,a,o,s,c,l,u,d,f,p,m={},h=[],g=/acit|ex(?:s|g|n|p|$)|rph|grid|ows|m
     </label>
     ${r!==void 0&&F`<${Ro} model=${t} version=${r} />`}
     ${a&&V(e.role,`infer`)&&F`<${Bo} model=${t} version=${a} />`}
-  </div>`}var Ho=JSON.stringify([{type:`function`,function:{name:`lookup_order`,description:`Look up an order by its id`,parameters:{type:`object`,properties:{order_id:{type:`string`}},required:[`order_id`]}}}],null,2);function Uo({model:e}){let[t,n]=B(`You are a helpful assistant.`),[r,i]=B([]),[a,o]=B(``),[s,c]=B(``),[l,u]=B(`128`),[d,f]=B(``),[p,m]=B(!1),[h,g]=B(null),[_,v]=B(null),y=Te(null);return F`<div class="chat" data-testid="chat">
+  </div>`}function Ho(e){let t=e.map(e=>e.role).lastIndexOf(`assistant`);if(t<0)return[];let n=new Set(e.slice(t+1).map(e=>e.tool_call_id));return(e[t].tool_calls??[]).filter(e=>!n.has(e.id))}var Uo=JSON.stringify([{type:`function`,function:{name:`lookup_order`,description:`Look up an order by its id`,parameters:{type:`object`,properties:{order_id:{type:`string`}},required:[`order_id`]}}}],null,2);function Wo({model:e}){let[t,n]=B(`You are a helpful assistant.`),[r,i]=B([]),[a,o]=B(``),[s,c]=B(``),[l,u]=B(`auto`),[d,f]=B(`128`),[p,m]=B(``),[h,g]=B(!1),[_,v]=B(null),[y,b]=B(null),x=Te(null),S=Ho(r);return F`<div class="chat" data-testid="chat">
     <label>System prompt <textarea rows="2" value=${t} onInput=${e=>n(e.target.value)} /></label>
     <details>
       <summary>Options and tools</summary>
       <div class="form-row">
-        <label>Max tokens <input type="number" min="1" value=${l} onInput=${e=>u(e.target.value)} /></label>
-        <label>Temperature <input placeholder="model default" value=${d} onInput=${e=>f(e.target.value)} /></label>
-        <button onClick=${()=>c(s?``:Ho)}>${s?`Remove tools`:`Add an order-lookup tool`}</button>
+        <label>Max tokens <input type="number" min="1" value=${d} onInput=${e=>f(e.target.value)} /></label>
+        <label>Temperature <input placeholder="model default" value=${p} onInput=${e=>m(e.target.value)} /></label>
+        <button onClick=${()=>c(s?``:Uo)}>${s?`Remove tools`:`Add an order-lookup tool`}</button>
+        <label
+          >Tool choice
+          <select name="tool_choice" value=${l} onChange=${e=>u(e.target.value)}>
+            <option value="auto">auto</option>
+            <option value="required">required</option>
+            <option value="none">none</option>
+          </select></label
+        >
       </div>
       <label>Tools (OpenAI JSON) <textarea name="tools" rows="6" value=${s} onInput=${e=>c(e.target.value)} /></label>
     </details>
     <ol class="messages">
       ${r.map(e=>F`<li class=${`message ${e.role}`} data-role=${e.role}>
           <b>${e.role}</b>
+          ${e.tool_call_id&&F`<span class="muted"> result of ${Go(r,e.tool_call_id)}</span>`}
           ${e.reasoning&&F`<details class="reasoning"><summary>reasoning</summary>${e.reasoning}</details>`}
           <div class="content">${e.content}</div>
           ${e.tool_calls?.map(e=>F`<div class="tool-call" data-testid="tool-call"><code>${e.function.name}(${e.function.arguments})</code></div>`)}
         </li>`)}
     </ol>
-    ${_&&F`<p class="muted" data-testid="finish">finish reason: ${_}</p>`}
-    <${Xe} error=${h} />
-    <form class="form-row" onSubmit=${async n=>{if(n.preventDefault(),!a.trim())return;let c=[...r,{role:`user`,content:a}];i([...c,{role:`assistant`,content:``}]),o(``),m(!0),g(null),v(null);let u={model:e,stream:!0,messages:[...t.trim()?[{role:`system`,content:t}]:[],...c.map(e=>({role:e.role,content:e.content,...e.tool_calls?{tool_calls:e.tool_calls}:{}}))],max_tokens:Number(l)||void 0};d.trim()&&(u.temperature=Number(d));try{s.trim()&&(u.tools=JSON.parse(s))}catch(e){g(Ye(Error(`the tools are not valid JSON: ${e.message}`))),m(!1);return}y.current=new AbortController;let f={role:`assistant`,content:``};try{await qe(await Wo(u,y.current.signal),e=>{let t=e.choices?.[0];if(!t)return;let n=t.delta??{};n.content&&(f.content+=n.content),n.reasoning_content&&(f.reasoning=(f.reasoning??``)+n.reasoning_content);for(let e of n.tool_calls??[]){f.tool_calls??=[];let t=f.tool_calls[e.index??0]??={id:``,type:`function`,function:{name:``,arguments:``}};e.id&&(t.id=e.id),e.function?.name&&(t.function.name+=e.function.name),e.function?.arguments&&(t.function.arguments+=e.function.arguments)}t.finish_reason&&v(t.finish_reason),i([...c,{...f}])})}catch(e){e.name!==`AbortError`&&g(Ye(e))}finally{m(!1),y.current=null}}}>
-      <input name="message" class="grow" placeholder="Say something…" value=${a} onInput=${e=>o(e.target.value)} />
-      <button class="primary" type="submit" disabled=${p||!a.trim()}>Send</button>
-      ${p&&F`<button type="button" onClick=${()=>y.current?.abort()}>Stop</button>`}
-      <button type="button" disabled=${p} onClick=${()=>(i([]),v(null))}>Clear</button>
+    ${y&&F`<p class="muted" data-testid="finish">finish reason: ${y}</p>`}
+    <${Xe} error=${_} />
+    <form class="form-row" onSubmit=${async n=>{if(n.preventDefault(),!a.trim())return;let c=S.length?{role:`tool`,content:a,tool_call_id:S[0].id}:{role:`user`,content:a},u=[...r,c];if(o(``),S.length>1){i(u);return}i([...u,{role:`assistant`,content:``}]),g(!0),v(null),b(null);let f={model:e,stream:!0,messages:[...t.trim()?[{role:`system`,content:t}]:[],...u.map(e=>({role:e.role,content:e.content,...e.tool_calls?{tool_calls:e.tool_calls}:{},...e.tool_call_id?{tool_call_id:e.tool_call_id}:{}}))],max_tokens:Number(d)||void 0};p.trim()&&(f.temperature=Number(p));try{s.trim()&&(f.tools=JSON.parse(s),l!==`auto`&&(f.tool_choice=l))}catch(e){v(Ye(Error(`the tools are not valid JSON: ${e.message}`))),g(!1);return}x.current=new AbortController;let m={role:`assistant`,content:``};try{await qe(await Ko(f,x.current.signal),e=>{let t=e.choices?.[0];if(!t)return;let n=t.delta??{};n.content&&(m.content+=n.content),n.reasoning_content&&(m.reasoning=(m.reasoning??``)+n.reasoning_content);for(let e of n.tool_calls??[]){m.tool_calls??=[];let t=m.tool_calls[e.index??0]??={id:``,type:`function`,function:{name:``,arguments:``}};e.id&&(t.id=e.id),e.function?.name&&(t.function.name+=e.function.name),e.function?.arguments&&(t.function.arguments+=e.function.arguments)}t.finish_reason&&b(t.finish_reason),i([...u,{...m}])})}catch(e){e.name!==`AbortError`&&v(Ye(e))}finally{g(!1),x.current=null}}}>
+      <input
+        name="message"
+        class="grow"
+        placeholder=${S.length?`The result of ${S[0].function.name} (e.g. JSON)…`:`Say something…`}
+        value=${a}
+        onInput=${e=>o(e.target.value)}
+      />
+      <button class="primary" type="submit" disabled=${h||!a.trim()}>Send</button>
+      ${h&&F`<button type="button" onClick=${()=>x.current?.abort()}>Stop</button>`}
+      <button type="button" disabled=${h} onClick=${()=>(i([]),b(null))}>Clear</button>
     </form>
-  </div>`}async function Wo(e,t){let n=await Ue(`POST`,`/v1/chat/completions`,e,{accept:`text/event-stream`});return t.addEventListener(`abort`,()=>n.body?.cancel()),n}function Go(e,t){let n=0,r=0,i=0;for(let a=0;a<e.length;a++)n+=e[a]*t[a],r+=e[a]*e[a],i+=t[a]*t[a];return n/Math.sqrt(r*i||1)}function Ko({model:e}){let[t,n]=B(`running shoes for trails`),[r,i]=B(`trail running sneakers
+  </div>`}function Go(e,t){let n=e.flatMap(e=>e.tool_calls??[]).find(e=>e.id===t);return n?n.function.name:t}async function Ko(e,t){let n=await Ue(`POST`,`/v1/chat/completions`,e,{accept:`text/event-stream`});return t.addEventListener(`abort`,()=>n.body?.cancel()),n}function qo(e,t){let n=0,r=0,i=0;for(let a=0;a<e.length;a++)n+=e[a]*t[a],r+=e[a]*e[a],i+=t[a]*t[a];return n/Math.sqrt(r*i||1)}function Jo({model:e}){let[t,n]=B(`running shoes for trails`),[r,i]=B(`trail running sneakers
 waterproof hiking boots
 stainless steel saucepan
 cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data-testid="similarity">
     <label>Query <input name="query" class="grow" value=${t} onInput=${e=>n(e.target.value)} /></label>
     <label>Texts, one per line <textarea name="texts" rows="6" value=${r} onInput=${e=>i(e.target.value)} /></label>
     <button class="primary" onClick=${async()=>{let n=r.split(`
-`).map(e=>e.trim()).filter(Boolean);u(!0),c(null);try{let{data:r}=await Ge(`POST`,`/v1/embeddings`,{model:e,input:[t,...n]}),i=r.sort((e,t)=>e.index-t.index).map(e=>e.embedding);o(n.map((e,t)=>({text:e,score:Go(i[0],i[t+1])})).sort((e,t)=>t.score-e.score))}catch(e){c(Ye(e))}finally{u(!1)}}} disabled=${l}>${l?`Embedding…`:`Rank by similarity`}</button>
+`).map(e=>e.trim()).filter(Boolean);u(!0),c(null);try{let{data:r}=await Ge(`POST`,`/v1/embeddings`,{model:e,input:[t,...n]}),i=r.sort((e,t)=>e.index-t.index).map(e=>e.embedding);o(n.map((e,t)=>({text:e,score:qo(i[0],i[t+1])})).sort((e,t)=>t.score-e.score))}catch(e){c(Ye(e))}finally{u(!1)}}} disabled=${l}>${l?`Embedding…`:`Rank by similarity`}</button>
     <${Xe} error=${s} />
     ${a&&F`<table data-testid="ranking">
       <thead><tr><th>Text</th><th>Cosine similarity</th></tr></thead>
@@ -348,7 +363,7 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
         ${a.map(e=>F`<tr><td>${e.text}</td><td>${U(e.score,4)} <span class="bar" style=${{width:`${Math.max(0,100*e.score)}px`}}></span></td></tr>`)}
       </tbody>
     </table>`}
-  </div>`}function qo({model:e,version:t}){let[n,r]=B({}),[i,a]=B(null),[o,s]=B(null);return F`<div data-testid="tensor-form">
+  </div>`}function Yo({model:e,version:t}){let[n,r]=B({}),[i,a]=B(null),[o,s]=B(null);return F`<div data-testid="tensor-form">
     ${t.signature.inputs.map(e=>F`<fieldset>
         <legend>${e.name} <span class="muted">${e.datatype} [${e.shape.join(`, `)}]</span></legend>
         <div class="fields">
@@ -369,7 +384,7 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
         </tbody>
       </table>
     </div>`}
-  </div>`}function Jo({model:e}){let t=e.versions.filter(e=>!e.archived).pop();return e.kind===`language`?F`<${Uo} model=${e.name} />`:e.kind===`embedding`?F`<${Ko} model=${e.name} />`:t?F`<${qo} model=${e.name} version=${t} />`:F`<p class="muted">Every version is archived.</p>`}function Yo({model:e}){return F`<section>
+  </div>`}function Xo({model:e}){let t=e.versions.filter(e=>!e.archived).pop();return e.kind===`language`?F`<${Wo} model=${e.name} />`:e.kind===`embedding`?F`<${Jo} model=${e.name} />`:t?F`<${Yo} model=${e.name} version=${t} />`:F`<p class="muted">Every version is archived.</p>`}function Zo({model:e}){return F`<section>
     <h1>Playground</h1>
     <${Ze} loaded=${Je(async()=>{let{models:e}=await We(`/api/v1/models`);return Promise.all(e.map(async({name:e})=>{let{versions:t}=await We(`/api/v1/models/${H(e)}/versions`);return{name:e,kind:nt(t[t.length-1]?.format??`onnx`),versions:t}}))},[])}>
       ${t=>{let n=t.find(t=>t.name===e)??t.find(e=>e.kind===`language`)??t[0];return n?F`<div>
@@ -378,10 +393,10 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
               ${t.map(e=>F`<option value=${e.name}>${e.name} (${e.kind})</option>`)}
             </select>
           </label>
-          <${Jo} key=${n.name} model=${n} />
+          <${Xo} key=${n.name} model=${n} />
         </div>`:F`<p class="muted">No models yet.</p>`}}
     <//>
-  </section>`}function Xo({me:e,name:t,tab:n}){let r=Je(async()=>{let{versions:e}=await We(`/api/v1/models/${H(t)}/versions`);return{name:t,kind:nt(e[e.length-1]?.format??`onnx`),versions:e}},[t]),i=V(e.role,`inspect`),a=[{id:`versions`,label:`Versions & routing`,show:!0},{id:`charts`,label:`Live charts`,show:i},{id:`drift`,label:`Drift & explain`,show:i},{id:`try`,label:`Try it`,show:V(e.role,`infer`)}].filter(e=>e.show),o=a.some(e=>e.id===n)?n:`versions`;return F`<section>
+  </section>`}function Qo({me:e,name:t,tab:n}){let r=Je(async()=>{let{versions:e}=await We(`/api/v1/models/${H(t)}/versions`);return{name:t,kind:nt(e[e.length-1]?.format??`onnx`),versions:e}},[t]),i=V(e.role,`inspect`),a=[{id:`versions`,label:`Versions & routing`,show:!0},{id:`charts`,label:`Live charts`,show:i},{id:`drift`,label:`Drift & explain`,show:i},{id:`try`,label:`Try it`,show:V(e.role,`infer`)}].filter(e=>e.show),o=a.some(e=>e.id===n)?n:`versions`;return F`<section>
     <div class="title-row">
       <h1><a href="#/models">Models</a> / ${t}</h1>
     </div>
@@ -389,9 +404,9 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
       ${a.map(e=>F`<a href=${`#/models/${H(t)}/${e.id}`} class=${e.id===o?`active`:``}>${e.label}</a>`)}
     </nav>
     <${Ze} loaded=${r}>
-      ${t=>{switch(o){case`charts`:return F`<${Lo} model=${t} />`;case`drift`:return F`<${Vo} me=${e} model=${t} />`;case`try`:return F`<${Jo} model=${t} />`;default:return F`<${Tt} me=${e} model=${t} onChange=${r.reload} />`}}}
+      ${t=>{switch(o){case`charts`:return F`<${Lo} model=${t} />`;case`drift`:return F`<${Vo} me=${e} model=${t} />`;case`try`:return F`<${Xo} model=${t} />`;default:return F`<${Tt} me=${e} model=${t} onChange=${r.reload} />`}}}
     <//>
-  </section>`}function Zo({onCreated:e}){let[t,n]=B(``),[r,i]=B(`consumer`),[a,o]=B(``),[s,c]=B(``),[l,u]=B(null),[d,f]=B(null);return F`<div class="panel">
+  </section>`}function $o({onCreated:e}){let[t,n]=B(``),[r,i]=B(`consumer`),[a,o]=B(``),[s,c]=B(``),[l,u]=B(null),[d,f]=B(null);return F`<div class="panel">
     <h2>Create a key</h2>
     <form class="form-row" onSubmit=${async i=>{i.preventDefault(),f(null),u(null);let o={label:t.trim(),role:r},c=a.split(`,`).map(e=>e.trim()).filter(Boolean);c.length&&(o.models=c),s.trim()&&(o.expires_in=s.trim());try{let t=await Ge(`POST`,`/api/v1/keys`,o);u(t.secret),n(``),e()}catch(e){f(Ye(e))}}} data-testid="create-key">
       <label>Label <input name="label" value=${t} onInput=${e=>n(e.target.value)} /></label>
@@ -411,9 +426,9 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
       <button onClick=${()=>navigator.clipboard?.writeText(l)}>Copy</button>
       <button onClick=${()=>u(null)}>Done</button>
     </div>`}
-  </div>`}function Qo({me:e}){let t=Je(()=>We(`/api/v1/keys`),[]);return F`<section>
+  </div>`}function es({me:e}){let t=Je(()=>We(`/api/v1/keys`),[]);return F`<section>
     <h1>API keys</h1>
-    <${Zo} onCreated=${t.reload} />
+    <${$o} onCreated=${t.reload} />
     <div class="panel">
       <h2>Keys</h2>
       <${Ze} loaded=${t}>
@@ -441,7 +456,7 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
         </table>`}
       <//>
     </div>
-  </section>`}function $o(){let[e,t]=B(location.hash||`#/models`);return we(()=>{let e=()=>t(location.hash||`#/models`);return addEventListener(`hashchange`,e),()=>removeEventListener(`hashchange`,e)},[]),e}function es({onLogin:e,notice:t}){let[n,r]=B(``),[i,a]=B(null),[o,s]=B(!1);return F`<main class="login">
+  </section>`}function ts(){let[e,t]=B(location.hash||`#/models`);return we(()=>{let e=()=>t(location.hash||`#/models`);return addEventListener(`hashchange`,e),()=>removeEventListener(`hashchange`,e)},[]),e}function ns({onLogin:e,notice:t}){let[n,r]=B(``),[i,a]=B(null),[o,s]=B(!1);return F`<main class="login">
     <h1>modelbay</h1>
     ${t&&F`<div class="error" role="alert">${t}</div>`}
     <form onSubmit=${async t=>{t.preventDefault(),s(!0),a(null);try{let t=await Ke(n.trim());Be(n.trim()),e(t)}catch(e){a(Ye(e))}finally{s(!1)}}}>
@@ -463,7 +478,7 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
       The key stays in this tab's session storage and is sent as a bearer token. The first start
       of a server writes an admin key to <code>modelbay-data/admin.key</code>.
     </p>
-  </main>`}function ts(){let[e,t]=B(null),[n,r]=B(!!ze()),[i,a]=B(null),o=$o(),s=e=>{Be(null),t(null),a(e)};if(we(()=>{Re(e=>s(`Logged out: ${e}`));let e=ze();e&&Ke(e).then(e=>{t(e),r(!1)},e=>{s(`Logged out: ${Ye(e).message}`),r(!1)})},[]),n)return F`<p class="muted">Checking the key…</p>`;if(!e)return F`<${es} notice=${i} onLogin=${e=>(a(null),t(e))} />`;let[,c,...l]=o.slice(1).split(`/`).map(decodeURIComponent),u=[{href:`#/models`,label:`Models`,show:!0},{href:`#/playground`,label:`Playground`,show:V(e.role,`infer`)},{href:`#/keys`,label:`Keys`,show:V(e.role,`keys`)}],d;return d=c===`models`&&l[0]?F`<${Xo} me=${e} name=${l[0]} tab=${l[1]??`versions`} />`:c===`playground`&&V(e.role,`infer`)?F`<${Yo} model=${l[0]} />`:c===`keys`?V(e.role,`keys`)?F`<${Qo} me=${e} />`:F`<div class="error" role="alert">Only admin keys can manage keys.</div>`:F`<${ot} me=${e} />`,F`<div class="shell">
+  </main>`}function rs(){let[e,t]=B(null),[n,r]=B(!!ze()),[i,a]=B(null),o=ts(),s=e=>{Be(null),t(null),a(e)};if(we(()=>{Re(e=>s(`Logged out: ${e}`));let e=ze();e&&Ke(e).then(e=>{t(e),r(!1)},e=>{s(`Logged out: ${Ye(e).message}`),r(!1)})},[]),n)return F`<p class="muted">Checking the key…</p>`;if(!e)return F`<${ns} notice=${i} onLogin=${e=>(a(null),t(e))} />`;let[,c,...l]=o.slice(1).split(`/`).map(decodeURIComponent),u=[{href:`#/models`,label:`Models`,show:!0},{href:`#/playground`,label:`Playground`,show:V(e.role,`infer`)},{href:`#/keys`,label:`Keys`,show:V(e.role,`keys`)}],d;return d=c===`models`&&l[0]?F`<${Qo} me=${e} name=${l[0]} tab=${l[1]??`versions`} />`:c===`playground`&&V(e.role,`infer`)?F`<${Zo} model=${l[0]} />`:c===`keys`?V(e.role,`keys`)?F`<${es} me=${e} />`:F`<div class="error" role="alert">Only admin keys can manage keys.</div>`:F`<${ot} me=${e} />`,F`<div class="shell">
     <header>
       <a class="brand" href="#/models">modelbay</a>
       <nav>
@@ -473,4 +488,4 @@ cotton summer dress`),[a,o]=B(null),[s,c]=B(null),[l,u]=B(!1);return F`<div data
       <button onClick=${()=>s(null)}>Log out</button>
     </header>
     <main>${d}</main>
-  </div>`}le(F`<${ts} />`,document.getElementById(`app`));
+  </div>`}le(F`<${rs} />`,document.getElementById(`app`));
