@@ -295,21 +295,21 @@ impl Holder {
     pub fn finish(self, reason: FinishReason, tools: &ToolParsing) -> (String, Choice) {
         let sent = self.all.len() - self.held.len();
         let sent_text = self.all[..sent].trim_start().to_owned();
-        let answer_sent = self.answer_sent.clone();
+        let answer_sent = self.answer_sent;
         let choice = finish(self.all, reason, Vec::new(), Some(tools));
         // Content is everything not part of a call; what was sent already is its start.
-        let rest = match (
-            &answer_sent,
-            choice.content.strip_prefix(sent_text.as_str()),
-        ) {
-            (Some(answer), _) => choice
+        let rest = match answer_sent {
+            // A generic answer went out unwrapped: the rest is what its final text adds.
+            Some(answer) => choice
                 .content
                 .strip_prefix(answer.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            (None, Some(rest)) => rest.to_owned(),
-            (None, None) => choice.content.get(sent..).unwrap_or_default().to_owned(),
-        };
+                .unwrap_or_default(),
+            None => match choice.content.strip_prefix(sent_text.as_str()) {
+                Some(rest) => rest,
+                None => choice.content.get(sent..).unwrap_or_default(),
+            },
+        }
+        .to_owned();
         (rest, choice)
     }
 }
